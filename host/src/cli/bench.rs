@@ -1,0 +1,142 @@
+//! `weir bench`: the cost of the plugin boundary and of whole pipelines.
+//!
+//! Two measurements at each batch size, over ~120-byte JSON events:
+//! - boundary: `process` calls on batches already in memory (host → guest →
+//!   host, identity plugin), ns/event;
+//! - pipeline: file → plugin → discard through the real runtime, and the same
+//!   without the plugin, events/s.
+
+use super::progress::si;
+use crate::config::{Limits, PipelineSpec, Route, SinkSpec, SinkSpecKind, SourceSpec, SourceSpecKind, StepSpec};
+use crate::event::Batch;
+use crate::metrics::Metrics;
+use crate::pipeline::{RunOptions, start};
+use crate::plugin::{InstanceSettings, PluginEngine, PluginInstance};
+use anyhow::Context;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The plugin to measure (an identity plugin measures the boundary alone).
+    #[arg(long, default_value = "plugins/target/wasm32-wasip2/release/identity.wasm")]
+    pub plugin: PathBuf,
+    /// Events per measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Batch sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    pub batch_sizes: Vec<usize>,
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("events.ndjson");
+    write_events(&input, args.events)?;
+    let size = std::fs::metadata(&input)?.len();
+    println!(
+        "weir bench: {} events, {:.0} bytes/event, plugin {}",
+        args.events,
+        size as f64 / args.events as f64,
+        args.plugin.display()
+    );
+    println!("{:>6}  {:>16}  {:>18}  {:>18}", "batch", "boundary ns/event", "file→plugin→discard", "file→discard");
+    for &batch_size in &args.batch_sizes {
+        let boundary = boundary_ns(&args.plugin, &input, batch_size, args.events)?;
+        let with_plugin = pipeline_rate(&input, Some(&args.plugin), batch_size, args.events)?;
+        let without = pipeline_rate(&input, None, batch_size, args.events)?;
+        println!(
+            "{batch_size:>6}  {boundary:>16.1}  {:>14}ev/s  {:>14}ev/s",
+            si(with_plugin),
+            si(without)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// ~120-byte vitals events, one per line.
+fn write_events(path: &Path, n: u64) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in 0..n {
+        writeln!(
+            out,
+            r#"{{"PatientId":"P{:04}","EventTime":{},"HeartRate":{},"Temperature":37.{},"SpO2":{},"seq":{i}}}"#,
+            i % 1000,
+            1_767_225_600_000 + i,
+            60 + i % 60,
+            i % 10,
+            90 + i % 10
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Mean ns per event of `process` calls on in-memory batches.
+fn boundary_ns(plugin: &Path, input: &Path, batch_size: usize, events: u64) -> anyhow::Result<f64> {
+    let engine = PluginEngine::new(crate::plugin::default_cache_dir())?;
+    let loaded = engine.load(plugin)?;
+    let metrics = Metrics::new("bench");
+    let settings = InstanceSettings {
+        step: "bench".into(),
+        config: String::new(),
+        limits: Limits::default(),
+        metrics: metrics.plugin_api("bench"),
+    };
+    let mut instance = PluginInstance::start(loaded, settings)?;
+    let text = std::fs::read(input)?;
+    let mut batches = Vec::new();
+    let mut batch = Batch::default();
+    for (i, line) in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        batch.push(line, i as i64, Default::default());
+        if batch.len() == batch_size {
+            batches.push(std::mem::take(&mut batch));
+        }
+    }
+    // Warm up, then measure.
+    for b in batches.iter_mut().take(100) {
+        instance.process(&mut b.payloads, &mut b.ends, &mut b.timestamps).map_err(|f| anyhow::anyhow!(f.message))?;
+    }
+    let started = Instant::now();
+    let mut n = 0;
+    for b in &mut batches {
+        let out =
+            instance.process(&mut b.payloads, &mut b.ends, &mut b.timestamps).map_err(|f| anyhow::anyhow!(f.message))?;
+        n += b.ends.len();
+        std::hint::black_box(out);
+    }
+    debug_assert!(n as u64 <= events);
+    Ok(started.elapsed().as_nanos() as f64 / n.max(1) as f64)
+}
+
+/// Events/s of a whole run: file → (plugin) → discard.
+fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events: u64) -> anyhow::Result<f64> {
+    let steps: Vec<StepSpec> = plugin
+        .map(|p| StepSpec { name: "plugin".into(), plugin: p.to_path_buf(), config: String::new(), limits: Limits::default() })
+        .into_iter()
+        .collect();
+    let from = if steps.is_empty() { Route::Sources } else { Route::Step { step: 0, output: "out".into() } };
+    let spec = PipelineSpec {
+        name: "bench".into(),
+        batch_size,
+        batch_linger: std::time::Duration::from_millis(5),
+        listen: None,
+        sources: vec![SourceSpec {
+            name: "events".into(),
+            timestamp_field: Some("EventTime".into()),
+            key_field: Some("PatientId".into()),
+            max_out_of_orderness: Default::default(),
+            kind: SourceSpecKind::File { path: input.to_path_buf() },
+        }],
+        steps,
+        sinks: vec![SinkSpec { name: "discard".into(), kind: SinkSpecKind::Discard, from }],
+        dead_letter: Some(input.with_extension("dead.ndjson")),
+    };
+    let started = Instant::now();
+    let running = start(spec, RunOptions { listen: None, cache_dir: crate::plugin::default_cache_dir() })?;
+    let report = running.wait().context("bench run failed")?;
+    anyhow::ensure!(report.events_read == events, "read {} of {events} events", report.events_read);
+    Ok(events as f64 / started.elapsed().as_secs_f64())
+}

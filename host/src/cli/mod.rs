@@ -1,0 +1,65 @@
+//! The `weir` command line.
+
+mod bench;
+mod progress;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "Real-time stream processing with WebAssembly analytics")]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress line and no summary; errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs a pipeline: to the end of finite input, or until SIGINT/SIGTERM.
+    Run(run::RunArgs),
+    /// Checks a pipeline file and its plugins without running it.
+    Validate {
+        /// The pipeline file.
+        pipeline: PathBuf,
+    },
+    /// Measures throughput: file → plugin → discard at several batch sizes.
+    Bench(bench::BenchArgs),
+}
+
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args, cli.quiet),
+        Command::Validate { pipeline } => {
+            let spec = crate::config::load(&pipeline)?;
+            let engine = crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?;
+            for step in &spec.steps {
+                let plugin = engine.load(&step.plugin).map_err(|e| anyhow::anyhow!("step `{}`: {e}", step.name))?;
+                eprintln!("step `{}`: {} (sha256 {})", step.name, step.plugin.display(), plugin.digest);
+            }
+            eprintln!("{}: ok", pipeline.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => bench::bench(args),
+    }
+}

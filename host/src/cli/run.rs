@@ -1,0 +1,52 @@
+//! `weir run`.
+
+use super::progress::{Progress, print_summary};
+use crate::pipeline::{RunOptions, start};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// Address for /healthz, /readyz and /metrics; overrides `[server] listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Folder for precompiled plugins [default: $WEIR_CACHE_DIR, $XDG_CACHE_HOME/weir or ~/.cache/weir].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile plugins every time instead of using the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let spec = crate::config::load(&args.pipeline)?;
+    let cache_dir = if args.no_cache { None } else { args.cache_dir.or_else(crate::plugin::default_cache_dir) };
+    let name = spec.name.clone();
+    let running = start(spec, RunOptions { listen: args.listen, cache_dir })?;
+    if let Some(addr) = running.server_addr {
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
+    let stop = running.stop_flag();
+    // A first SIGINT/SIGTERM stops the sources and lets in-flight batches
+    // finish; a second one exits at once.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let progress = (!quiet).then(|| Progress::spawn(running.metrics.clone()));
+    let report = running.wait();
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let report = report?;
+    if !quiet {
+        print_summary(&name, &report);
+    }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("stopped by signal after draining in-flight batches");
+    }
+    Ok(ExitCode::SUCCESS)
+}

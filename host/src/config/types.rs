@@ -1,0 +1,183 @@
+//! The pipeline file's shape. Each field's doc comment is its reference text
+//! (`docs/config.md` follows it).
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+/// A whole pipeline file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    pub pipeline: PipelineSection,
+    #[serde(default)]
+    pub server: Option<ServerSection>,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub steps: Vec<StepConfig>,
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+    pub dead_letter: Option<DeadLetterConfig>,
+}
+
+/// `[pipeline]`: the pipeline's name and batching.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Name of the pipeline; a label on every metric.
+    pub name: String,
+    /// Largest number of events in one batch (default 1024).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest a source waits to fill a batch before sending it (default "5ms").
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub batch_linger: Duration,
+}
+
+fn default_batch_size() -> usize {
+    1024
+}
+
+fn default_linger() -> Duration {
+    Duration::from_millis(5)
+}
+
+/// `[server]`: the HTTP server for `/healthz`, `/readyz` and `/metrics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on, e.g. "127.0.0.1:9464". Port 0 picks a free one.
+    pub listen: String,
+}
+
+/// `[[sources]]`: where events come from. Fields below "kind" apply to the
+/// kinds they name; validation refuses a field that does not apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name; dead-letter records and metrics use it.
+    pub name: Spanned<String>,
+    /// "file" (NDJSON replay) or "generator" (synthetic events).
+    pub kind: Spanned<SourceKind>,
+    /// Field holding the event time: epoch milliseconds or an RFC 3339 string.
+    /// Without it, the event time is the time of ingestion.
+    pub timestamp_field: Option<String>,
+    /// Field holding the event's key (string or number). An event without it
+    /// goes to the dead-letter output.
+    pub key_field: Option<String>,
+    /// Bounded out-of-orderness of event times, e.g. "5s" (used by windows).
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_out_of_orderness: Option<Duration>,
+    /// file: path of the NDJSON file.
+    pub path: Option<Spanned<PathBuf>>,
+    /// generator: what to generate, "vitals", "orders" or "transactions".
+    pub generate: Option<GeneratorKind>,
+    /// generator: events per second; 0 (the default) is as fast as possible.
+    pub rate: Option<u64>,
+    /// generator: number of events; absent means endless.
+    pub count: Option<u64>,
+    /// generator: number of distinct keys (patients, cards); default 100.
+    pub keys: Option<u64>,
+    /// generator: random seed, so that runs repeat; default 1.
+    pub seed: Option<u64>,
+}
+
+/// The kinds of source.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    File,
+    Generator,
+}
+
+/// What a generator source makes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorKind {
+    /// Patient vital signs (PatientId, EventTime, HeartRate, Temperature, ...).
+    Vitals,
+    /// Medication orders (order_id, patient_id, drug, active_medications).
+    Orders,
+    /// Card transactions (card_id, amount, merchant_category, ...).
+    Transactions,
+}
+
+/// `[[steps]]`: processing, in order; each step takes the previous step's
+/// main output (or all sources, for the first).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Unique name; a label on metrics and the `step` of dead-letter records.
+    pub name: Spanned<String>,
+    /// Path of the plugin component (.wasm).
+    pub plugin: Spanned<PathBuf>,
+    /// Configuration string handed to the plugin's `init`.
+    pub config: Option<String>,
+    /// A file whose contents are handed to `init` instead of `config`.
+    pub config_file: Option<Spanned<PathBuf>>,
+    /// Sandbox limits for each call.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Per-call sandbox limits of a plugin step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Longest a single `process` call may run (default "100ms"); past it the
+    /// call is interrupted and its batch dead-lettered.
+    #[serde(default = "default_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Largest linear memory the plugin may have (default "128MiB").
+    #[serde(default = "default_memory")]
+    pub memory: bytesize::ByteSize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { deadline: default_deadline(), memory: default_memory() }
+    }
+}
+
+fn default_deadline() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_memory() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(128)
+}
+
+/// `[[sinks]]`: where results go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// "file" (NDJSON), "stdout" (NDJSON) or "discard" (benchmarks).
+    pub kind: SinkKind,
+    /// What the sink takes: "step" (its main output), "step.output" (a named
+    /// output) or a source name. Default: the last step's main output, or the
+    /// sources when there are no steps.
+    pub from: Option<Spanned<String>>,
+    /// file: path to append NDJSON to (created with its folders if missing).
+    pub path: Option<PathBuf>,
+}
+
+/// The kinds of sink.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    File,
+    Stdout,
+    Discard,
+}
+
+/// `[dead_letter]`: where invalid, rejected and failed events go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// NDJSON file of dead-letter records.
+    pub path: PathBuf,
+}

@@ -1,0 +1,234 @@
+//! Second stage of loading: the parsed file checked in context and turned
+//! into a [`PipelineSpec`] that the runtime can build without further checks.
+
+use super::load::{ConfigError, Locator};
+use super::types::*;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated pipeline.
+#[derive(Debug)]
+pub struct PipelineSpec {
+    pub name: String,
+    pub batch_size: usize,
+    pub batch_linger: Duration,
+    pub listen: Option<String>,
+    pub sources: Vec<SourceSpec>,
+    pub steps: Vec<StepSpec>,
+    pub sinks: Vec<SinkSpec>,
+    pub dead_letter: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    pub timestamp_field: Option<String>,
+    pub key_field: Option<String>,
+    pub max_out_of_orderness: Duration,
+    pub kind: SourceSpecKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceSpecKind {
+    File { path: PathBuf },
+    Generator(GeneratorSpec),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct GeneratorSpec {
+    pub generate: GeneratorKind,
+    /// Events per second, 0 = unthrottled.
+    pub rate: u64,
+    pub count: Option<u64>,
+    pub keys: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    pub name: String,
+    pub plugin: PathBuf,
+    pub config: String,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    pub name: String,
+    pub kind: SinkSpecKind,
+    pub from: Route,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkSpecKind {
+    File { path: PathBuf },
+    Stdout,
+    Discard,
+}
+
+/// Where a sink takes its events from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Events straight from the sources (pipelines without steps).
+    Sources,
+    /// An output of a step ("out" is the main one).
+    Step { step: usize, output: String },
+}
+
+pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineSpec, ConfigError> {
+    let p = &file.pipeline;
+    if p.batch_size == 0 || p.batch_size > 1 << 20 {
+        return Err(at.error(None, "pipeline.batch_size", "must be between 1 and 1048576"));
+    }
+    if file.sources.is_empty() {
+        return Err(at.error(None, "sources", "a pipeline needs at least one [[sources]] table"));
+    }
+    let mut names = HashSet::new();
+    let mut unique = |name: &toml::Spanned<String>, key: &str| {
+        if name.get_ref().is_empty() || name.get_ref().contains('.') {
+            return Err(at.error(Some(name.span()), key, "names must be non-empty and contain no '.'"));
+        }
+        if !names.insert(name.get_ref().clone()) {
+            return Err(at.error(Some(name.span()), key, format!("the name `{}` is used twice", name.get_ref())));
+        }
+        Ok(())
+    };
+    for (i, s) in file.sources.iter().enumerate() {
+        unique(&s.name, &format!("sources[{i}].name"))?;
+    }
+    for (i, s) in file.steps.iter().enumerate() {
+        unique(&s.name, &format!("steps[{i}].name"))?;
+    }
+    for (i, s) in file.sinks.iter().enumerate() {
+        unique(&s.name, &format!("sinks[{i}].name"))?;
+    }
+    let sources = file.sources.iter().enumerate().map(|(i, s)| source(i, s, at)).collect::<Result<_, _>>()?;
+    let steps = file.steps.iter().enumerate().map(|(i, s)| step(i, s, at)).collect::<Result<Vec<_>, _>>()?;
+    let sinks = file.sinks.iter().enumerate().map(|(i, s)| sink(i, s, &steps, at)).collect::<Result<_, _>>()?;
+    Ok(PipelineSpec {
+        name: p.name.clone(),
+        batch_size: p.batch_size,
+        batch_linger: p.batch_linger,
+        listen: file.server.map(|s| s.listen),
+        sources,
+        steps,
+        sinks,
+        dead_letter: file.dead_letter.map(|d| d.path),
+    })
+}
+
+fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, ConfigError> {
+    let key = |field: &str| format!("sources[{i}].{field}");
+    let kind_span = Some(s.kind.span());
+    let not_for = |field: &str, present: bool, kind: &str| {
+        if present {
+            Err(at.error(kind_span.clone(), key(field), format!("does not apply to a source of kind `{kind}`")))
+        } else {
+            Ok(())
+        }
+    };
+    let kind = match s.kind.get_ref() {
+        SourceKind::File => {
+            for (field, present) in [
+                ("generate", s.generate.is_some()),
+                ("rate", s.rate.is_some()),
+                ("count", s.count.is_some()),
+                ("keys", s.keys.is_some()),
+                ("seed", s.seed.is_some()),
+            ] {
+                not_for(field, present, "file")?;
+            }
+            let path = s.path.as_ref().ok_or_else(|| at.error(kind_span.clone(), key("path"), "a file source needs `path`"))?;
+            if !path.get_ref().is_file() {
+                return Err(at.error(
+                    Some(path.span()),
+                    key("path"),
+                    format!("input file `{}` not found", path.get_ref().display()),
+                ));
+            }
+            SourceSpecKind::File { path: path.get_ref().clone() }
+        }
+        SourceKind::Generator => {
+            not_for("path", s.path.is_some(), "generator")?;
+            let generate = s.generate.ok_or_else(|| {
+                at.error(kind_span.clone(), key("generate"), "a generator needs `generate` = \"vitals\", \"orders\" or \"transactions\"")
+            })?;
+            let keys = s.keys.unwrap_or(100);
+            if keys == 0 {
+                return Err(at.error(kind_span.clone(), key("keys"), "must be at least 1"));
+            }
+            SourceSpecKind::Generator(GeneratorSpec {
+                generate,
+                rate: s.rate.unwrap_or(0),
+                count: s.count,
+                keys,
+                seed: s.seed.unwrap_or(1),
+            })
+        }
+    };
+    Ok(SourceSpec {
+        name: s.name.get_ref().clone(),
+        timestamp_field: s.timestamp_field.clone(),
+        key_field: s.key_field.clone(),
+        max_out_of_orderness: s.max_out_of_orderness.unwrap_or_default(),
+        kind,
+    })
+}
+
+fn step(i: usize, s: &StepConfig, at: &Locator<'_>) -> Result<StepSpec, ConfigError> {
+    let key = |field: &str| format!("steps[{i}].{field}");
+    let plugin = s.plugin.get_ref();
+    if !plugin.is_file() {
+        return Err(at.error(Some(s.plugin.span()), key("plugin"), format!("plugin file `{}` not found", plugin.display())));
+    }
+    let config = match (&s.config, &s.config_file) {
+        (Some(_), Some(f)) => {
+            return Err(at.error(Some(f.span()), key("config_file"), "give `config` or `config_file`, not both"));
+        }
+        (Some(c), None) => c.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f.get_ref()).map_err(|e| {
+            at.error(Some(f.span()), key("config_file"), format!("cannot read `{}`: {e}", f.get_ref().display()))
+        })?,
+        (None, None) => String::new(),
+    };
+    if s.limits.deadline.is_zero() {
+        return Err(at.error(Some(s.name.span()), key("limits.deadline"), "must be more than zero"));
+    }
+    if s.limits.memory.as_u64() < 1 << 20 {
+        return Err(at.error(Some(s.name.span()), key("limits.memory"), "must be at least 1MiB"));
+    }
+    Ok(StepSpec { name: s.name.get_ref().clone(), plugin: plugin.clone(), config, limits: s.limits.clone() })
+}
+
+fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Result<SinkSpec, ConfigError> {
+    let key = |field: &str| format!("sinks[{i}].{field}");
+    let kind = match s.kind {
+        SinkKind::File => {
+            let path = s.path.clone().ok_or_else(|| at.error(Some(s.name.span()), key("path"), "a file sink needs `path`"))?;
+            SinkSpecKind::File { path }
+        }
+        SinkKind::Stdout | SinkKind::Discard if s.path.is_some() => {
+            return Err(at.error(Some(s.name.span()), key("path"), "applies only to sinks of kind `file`"));
+        }
+        SinkKind::Stdout => SinkSpecKind::Stdout,
+        SinkKind::Discard => SinkSpecKind::Discard,
+    };
+    let from = match &s.from {
+        None if steps.is_empty() => Route::Sources,
+        None => Route::Step { step: steps.len() - 1, output: "out".into() },
+        Some(from) => {
+            let (step_name, output) = from.get_ref().split_once('.').unwrap_or((from.get_ref(), "out"));
+            let step = steps.iter().position(|s| s.name == step_name).ok_or_else(|| {
+                let known: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
+                at.error(
+                    Some(from.span()),
+                    key("from"),
+                    format!("no step named `{step_name}` (steps: {})", if known.is_empty() { "none".into() } else { known.join(", ") }),
+                )
+            })?;
+            Route::Step { step, output: output.to_string() }
+        }
+    };
+    Ok(SinkSpec { name: s.name.get_ref().clone(), kind, from })
+}

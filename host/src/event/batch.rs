@@ -1,0 +1,89 @@
+//! A batch of events in the same flat layout as the plugin contract: one
+//! buffer of payloads, their end offsets, event times, and where each came from.
+
+/// Where an event entered the pipeline; dead-letter records carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// Index of the source in the pipeline file.
+    pub source: u16,
+    /// 1-based line number in the input file (0 when there are no lines).
+    pub line: u64,
+    /// Byte offset of the event in the input (or its sequence number).
+    pub offset: u64,
+}
+
+/// A batch of events. Event `i` is `payloads[ends[i-1]..ends[i]]`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    pub payloads: Vec<u8>,
+    pub ends: Vec<u32>,
+    pub timestamps: Vec<i64>,
+    pub origins: Vec<Origin>,
+}
+
+impl Batch {
+    pub fn with_capacity(events: usize, bytes: usize) -> Self {
+        Batch {
+            payloads: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(events),
+            timestamps: Vec::with_capacity(events),
+            origins: Vec::with_capacity(events),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.payloads.clear();
+        self.ends.clear();
+        self.timestamps.clear();
+        self.origins.clear();
+    }
+
+    /// Payload of event `i`.
+    pub fn payload(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.payloads[start..self.ends[i] as usize]
+    }
+
+    /// Appends one event.
+    pub fn push(&mut self, payload: &[u8], timestamp: i64, origin: Origin) {
+        self.payloads.extend_from_slice(payload);
+        self.commit(timestamp, origin);
+    }
+
+    /// Records an event whose payload was already appended to `payloads`.
+    pub fn commit(&mut self, timestamp: i64, origin: Origin) {
+        self.ends.push(self.payloads.len() as u32);
+        self.timestamps.push(timestamp);
+        self.origins.push(origin);
+    }
+
+    /// Iterates over (payload, timestamp, origin).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], i64, Origin)> + '_ {
+        (0..self.len()).map(move |i| (self.payload(i), self.timestamps[i], self.origins[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_the_flat_layout() {
+        let mut b = Batch::default();
+        b.push(br#"{"a":1}"#, 10, Origin { source: 0, line: 1, offset: 0 });
+        b.push(b"", 11, Origin::default());
+        b.push(br#"{"b":2}"#, 12, Origin { source: 1, line: 3, offset: 9 });
+        let got: Vec<_> = b.iter().map(|(p, t, o)| (p.to_vec(), t, o.line)).collect();
+        assert_eq!(got, vec![(br#"{"a":1}"#.to_vec(), 10, 1), (vec![], 11, 0), (br#"{"b":2}"#.to_vec(), 12, 3)]);
+        b.clear();
+        assert!(b.is_empty());
+    }
+}

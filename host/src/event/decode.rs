@@ -1,0 +1,310 @@
+//! Decoding one JSON event at ingestion: the whole document is checked (it
+//! must be one JSON object), and only the fields the runtime needs (event
+//! time, key) are read; everything else is skipped without allocating.
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::fmt;
+
+/// Which fields to read from each event of a source.
+#[derive(Debug, Clone, Default)]
+pub struct FieldPlan {
+    pub timestamp_field: Option<String>,
+    pub key_field: Option<String>,
+}
+
+/// What ingestion needs from an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// Event time in epoch milliseconds, when the source names a timestamp field.
+    pub timestamp: Option<i64>,
+}
+
+/// Why an event was refused at ingestion; the text names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("missing field `{0}`")]
+    MissingField(String),
+    #[error("field `{field}`: {message}")]
+    BadField { field: String, message: String },
+}
+
+impl DecodeError {
+    /// The dead-letter reason: `invalid-json` or `invalid-event`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Json(_) => "invalid-json",
+            _ => "invalid-event",
+        }
+    }
+}
+
+/// Checks that `bytes` is one JSON object and reads the planned fields.
+pub fn decode(bytes: &[u8], plan: &FieldPlan) -> Result<Decoded, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let found = Extract { plan }.deserialize(&mut de).and_then(|found| de.end().map(|()| found));
+    let found = found.map_err(|e| match field_error(&e) {
+        Some(err) => err,
+        None => DecodeError::Json(e.to_string()),
+    })?;
+    if let Some(field) = &plan.timestamp_field
+        && found.timestamp.is_none()
+    {
+        return Err(DecodeError::MissingField(field.clone()));
+    }
+    if let Some(field) = &plan.key_field
+        && !found.has_key
+    {
+        return Err(DecodeError::MissingField(field.clone()));
+    }
+    Ok(Decoded { timestamp: found.timestamp })
+}
+
+/// Field errors travel through serde_json as custom errors with a marker prefix.
+const FIELD_MARK: &str = "\u{1}field:";
+
+fn field_error(e: &serde_json::Error) -> Option<DecodeError> {
+    let text = e.to_string();
+    let rest = text.strip_prefix(FIELD_MARK)?;
+    let (field, message) = rest.split_once('\u{1}')?;
+    // serde_json appends " at line L column C" to custom errors.
+    let message = message.rsplit_once(" at line ").map_or(message, |(m, _)| m);
+    Some(DecodeError::BadField { field: field.to_string(), message: message.to_string() })
+}
+
+fn bad_field<E: de::Error>(field: &str, message: impl fmt::Display) -> E {
+    E::custom(format_args!("{FIELD_MARK}{field}\u{1}{message}"))
+}
+
+struct Extract<'p> {
+    plan: &'p FieldPlan,
+}
+
+struct Found {
+    timestamp: Option<i64>,
+    has_key: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Extract<'_> {
+    type Value = Found;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Extract<'_> {
+    type Value = Found;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
+        let ts_field = self.plan.timestamp_field.as_deref();
+        let key_field = self.plan.key_field.as_deref();
+        let mut found = Found { timestamp: None, has_key: false };
+        while let Some(name) = map.next_key::<FieldName<'de>>()? {
+            let name = name.as_str();
+            if Some(name) == ts_field {
+                let field = ts_field.unwrap_or_default();
+                found.timestamp = Some(map.next_value_seed(TimestampSeed { field })?);
+            } else if Some(name) == key_field {
+                let field = key_field.unwrap_or_default();
+                map.next_value_seed(KeySeed { field })?;
+                found.has_key = true;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// An object key, borrowed from the input unless it holds escapes.
+enum FieldName<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl FieldName<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            FieldName::Borrowed(s) => s,
+            FieldName::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName::Owned(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Event time: epoch milliseconds (integer or float) or an RFC 3339 string.
+struct TimestampSeed<'f> {
+    field: &'f str,
+}
+
+impl<'de> DeserializeSeed<'de> for TimestampSeed<'_> {
+    type Value = i64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TimestampSeed<'_> {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("epoch milliseconds or an RFC 3339 string")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| bad_field(self.field, format_args!("{v} is out of range for epoch milliseconds")))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+        if v.is_finite() && v.abs() < 9.0e15 {
+            Ok(v.floor() as i64)
+        } else {
+            Err(bad_field(self.field, format_args!("{v} is out of range for epoch milliseconds")))
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| bad_field(self.field, format_args!("`{v}` is not an RFC 3339 time ({e})")))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found null"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<i64, E> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found a boolean"))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<i64, A::Error> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<i64, A::Error> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found an object"))
+    }
+}
+
+/// A key: a string or a number.
+struct KeySeed<'f> {
+    field: &'f str,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a number")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(bad_field(self.field, "expected a string or a number, found null"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(bad_field(self.field, "expected a string or a number, found a boolean"))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(bad_field(self.field, "expected a string or a number, found an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(bad_field(self.field, "expected a string or a number, found an object"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> FieldPlan {
+        FieldPlan { timestamp_field: Some("EventTime".into()), key_field: Some("PatientId".into()) }
+    }
+
+    #[test]
+    fn reads_epoch_millis_and_rfc3339() {
+        let d = decode(br#"{"PatientId":"P1","EventTime":1700000000123,"x":[1,{"y":null}]}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(1_700_000_000_123));
+        let d = decode(br#"{"EventTime":"2026-01-01T00:00:01.5Z","PatientId":7}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(1_767_225_601_500));
+        let d = decode(br#"{"EventTime":"2026-01-01T01:00:00+01:00","PatientId":7}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(1_767_225_600_000));
+    }
+
+    #[test]
+    fn escaped_field_names_still_match() {
+        let d = decode(br#"{"Event\u0054ime":5,"PatientId":"a"}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(5));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = decode(br#"{"PatientId":"P1"}"#, &plan()).unwrap_err();
+        assert_eq!(e.to_string(), "missing field `EventTime`");
+        assert_eq!(e.reason(), "invalid-event");
+        let e = decode(br#"{"EventTime":"yesterday","PatientId":"P1"}"#, &plan()).unwrap_err();
+        assert!(e.to_string().starts_with("field `EventTime`: `yesterday` is not an RFC 3339 time"), "{e}");
+        let e = decode(br#"{"EventTime":1,"PatientId":null}"#, &plan()).unwrap_err();
+        assert_eq!(e.to_string(), "field `PatientId`: expected a string or a number, found null");
+    }
+
+    #[test]
+    fn malformed_json_is_refused_with_its_position() {
+        for bad in [&br#"{"a":1"#[..], br#"{"a":1} trailing"#, b"[1,2]", b"", b"nul"] {
+            let e = decode(bad, &FieldPlan::default()).unwrap_err();
+            assert_eq!(e.reason(), "invalid-json", "{e}");
+        }
+        let e = decode(br#"{"a":tru}"#, &FieldPlan::default()).unwrap_err();
+        assert_eq!(e.to_string(), "malformed JSON: expected ident at line 1 column 8");
+    }
+
+    #[test]
+    fn without_a_plan_any_object_passes() {
+        assert_eq!(decode(br#"{}"#, &FieldPlan::default()).unwrap(), Decoded { timestamp: None });
+    }
+}

@@ -1,0 +1,25 @@
+//! Weir: a real-time stream processing runtime whose analytics are
+//! WebAssembly components.
+//!
+//! Where things live:
+//! - [`config`]: the pipeline file (TOML), parsed and validated.
+//! - [`event`]: batches in the flat layout, and decoding at ingestion.
+//! - [`sources`]: file replay and the generator.
+//! - [`plugin`]: the component host (all of wasmtime).
+//! - [`pipeline`]: steps, the worker, and running a pipeline.
+//! - [`sinks`]: file, stdout, discard.
+//! - [`dead_letter`]: refused events with their reasons.
+//! - [`metrics`]: every Prometheus metric.
+//! - [`server`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`cli`]: the `weir` command's subcommands.
+
+pub mod cli;
+pub mod config;
+pub mod dead_letter;
+pub mod event;
+pub mod metrics;
+pub mod pipeline;
+pub mod plugin;
+pub mod server;
+pub mod sinks;
+pub mod sources;

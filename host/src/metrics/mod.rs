@@ -1,0 +1,263 @@
+//! Every metric Weir exports, in one place, by Prometheus conventions.
+//!
+//! Metrics are registered once; the hot path holds pre-resolved handles
+//! ([`StepMetrics`], [`SourceMetrics`], ...) so that counting is one atomic add,
+//! never a label lookup. Labels are bounded: pipeline, step, source, sink,
+//! output and a fixed set of reasons.
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::collections::HashMap;
+
+/// The registry and metric families of one pipeline.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    source_events: IntCounterVec,
+    source_bytes: IntCounterVec,
+    step_events_in: IntCounterVec,
+    step_events_out: IntCounterVec,
+    step_events_rejected: IntCounterVec,
+    dead_letter: IntCounterVec,
+    plugin_call_seconds: HistogramVec,
+    plugin_restarts: IntCounterVec,
+    plugin_counter: IntCounterVec,
+    plugin_gauge: prometheus::GaugeVec,
+    batch_events: HistogramVec,
+    sink_events: IntCounterVec,
+    up: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+    registry.register(Box::new(h.clone())).expect("metric registered once");
+    h
+}
+
+impl Metrics {
+    pub fn new(pipeline: &str) -> Self {
+        let labels = HashMap::from([("pipeline".to_string(), pipeline.to_string())]);
+        let registry = Registry::new_custom(None, Some(labels)).expect("valid registry");
+        let r = &registry;
+        let plugin_gauge = prometheus::GaugeVec::new(
+            Opts::new("weir_plugin_gauge", "Gauges set by plugins through the host API."),
+            &["step", "name"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(plugin_gauge.clone())).expect("metric registered once");
+        let up = IntGaugeVec::new(Opts::new("weir_pipeline_up", "1 while the pipeline is running."), &[]).expect("valid");
+        registry.register(Box::new(up.clone())).expect("metric registered once");
+        Metrics {
+            source_events: counter(r, "weir_source_events_total", "Events read by a source (valid or not).", &["source"]),
+            source_bytes: counter(r, "weir_source_bytes_total", "Bytes read by a source.", &["source"]),
+            step_events_in: counter(r, "weir_step_events_in_total", "Events handed to a step.", &["step"]),
+            step_events_out: counter(
+                r,
+                "weir_step_events_out_total",
+                "Events emitted by a step, by output.",
+                &["step", "output"],
+            ),
+            step_events_rejected: counter(
+                r,
+                "weir_step_events_rejected_total",
+                "Events a step refused (they go to the dead-letter output).",
+                &["step"],
+            ),
+            dead_letter: counter(
+                r,
+                "weir_dead_letter_events_total",
+                "Events sent to the dead-letter output, by reason.",
+                &["reason"],
+            ),
+            plugin_call_seconds: histogram(
+                r,
+                "weir_plugin_call_duration_seconds",
+                "Duration of one plugin call (one batch).",
+                &["step"],
+                prometheus::exponential_buckets(1e-6, 4.0, 12).expect("valid buckets"),
+            ),
+            plugin_restarts: counter(
+                r,
+                "weir_plugin_instance_restarts_total",
+                "Plugin instances recreated after a failed call, by reason.",
+                &["step", "reason"],
+            ),
+            plugin_counter: counter(r, "weir_plugin_counter_total", "Counters kept by plugins through the host API.", &[
+                "step", "name",
+            ]),
+            plugin_gauge,
+            batch_events: histogram(
+                r,
+                "weir_batch_size_events",
+                "Events per batch entering a stage.",
+                &["stage"],
+                prometheus::exponential_buckets(1.0, 4.0, 9).expect("valid buckets"),
+            ),
+            sink_events: counter(r, "weir_sink_events_total", "Events written by a sink.", &["sink"]),
+            up,
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("Prometheus text is UTF-8")
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.with_label_values::<&str>(&[]).set(i64::from(up));
+    }
+
+    pub fn source(&self, source: &str) -> SourceMetrics {
+        SourceMetrics {
+            events: self.source_events.with_label_values(&[source]),
+            bytes: self.source_bytes.with_label_values(&[source]),
+            batch_events: self.batch_events.with_label_values(&[&format!("source:{source}")]),
+        }
+    }
+
+    pub fn step(&self, step: &str) -> StepMetrics {
+        StepMetrics {
+            step: step.to_string(),
+            events_in: self.step_events_in.with_label_values(&[step]),
+            main_out: self.step_events_out.with_label_values(&[step, "out"]),
+            out_family: self.step_events_out.clone(),
+            rejected: self.step_events_rejected.with_label_values(&[step]),
+            call_seconds: self.plugin_call_seconds.with_label_values(&[step]),
+            restarts: self.plugin_restarts.clone(),
+            batch_events: self.batch_events.with_label_values(&[&format!("step:{step}")]),
+        }
+    }
+
+    pub fn plugin_api(&self, step: &str) -> PluginApiMetrics {
+        PluginApiMetrics {
+            step: step.to_string(),
+            counters: self.plugin_counter.clone(),
+            gauges: self.plugin_gauge.clone(),
+        }
+    }
+
+    pub fn sink(&self, sink: &str) -> IntCounter {
+        self.sink_events.with_label_values(&[sink])
+    }
+
+    pub fn dead_letter(&self, reason: &str) -> IntCounter {
+        self.dead_letter.with_label_values(&[reason])
+    }
+
+    /// Total dead-lettered events, all reasons.
+    pub fn dead_letter_total(&self) -> u64 {
+        total(&self.dead_letter)
+    }
+
+    /// Total events read by all sources.
+    pub fn source_events_total(&self) -> u64 {
+        total(&self.source_events)
+    }
+
+    /// Total bytes read by all sources.
+    pub fn source_bytes_total(&self) -> u64 {
+        total(&self.source_bytes)
+    }
+
+    /// (label value, count) of a family with one label, for the summary.
+    pub fn by_label(&self, family: Family) -> Vec<(String, u64)> {
+        let vec = match family {
+            Family::DeadLetter => &self.dead_letter,
+            Family::SinkEvents => &self.sink_events,
+            Family::StepIn => &self.step_events_in,
+            Family::StepRejected => &self.step_events_rejected,
+        };
+        let mut out = Vec::new();
+        for mf in vec.collect() {
+            for m in mf.get_metric() {
+                let label = m.get_label().iter().find(|l| l.name() != "pipeline").map(|l| l.value().to_string());
+                out.push((label.unwrap_or_default(), m.get_counter().get_value() as u64));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Families the run summary reads back.
+#[derive(Debug, Clone, Copy)]
+pub enum Family {
+    DeadLetter,
+    SinkEvents,
+    StepIn,
+    StepRejected,
+}
+
+fn total(vec: &IntCounterVec) -> u64 {
+    vec.collect().iter().flat_map(|mf| mf.get_metric()).map(|m| m.get_counter().get_value() as u64).sum()
+}
+
+/// Handles for one source.
+#[derive(Clone)]
+pub struct SourceMetrics {
+    pub events: IntCounter,
+    pub bytes: IntCounter,
+    pub batch_events: Histogram,
+}
+
+/// Handles for one step.
+#[derive(Clone)]
+pub struct StepMetrics {
+    step: String,
+    pub events_in: IntCounter,
+    pub main_out: IntCounter,
+    out_family: IntCounterVec,
+    pub rejected: IntCounter,
+    pub call_seconds: Histogram,
+    restarts: IntCounterVec,
+    pub batch_events: Histogram,
+}
+
+impl StepMetrics {
+    pub fn out(&self, output: &str) -> IntCounter {
+        if output == "out" { self.main_out.clone() } else { self.out_family.with_label_values(&[&self.step, output]) }
+    }
+
+    pub fn restarted(&self, reason: &str) {
+        self.restarts.with_label_values(&[&self.step, reason]).inc();
+    }
+}
+
+/// Most distinct names one plugin may create through the metrics host API.
+pub const MAX_PLUGIN_METRIC_NAMES: usize = 64;
+
+/// The metrics a plugin reaches through the host API, bounded in names.
+pub struct PluginApiMetrics {
+    step: String,
+    counters: IntCounterVec,
+    gauges: prometheus::GaugeVec,
+}
+
+impl PluginApiMetrics {
+    pub fn counter(&self, name: &str) -> IntCounter {
+        self.counters.with_label_values(&[&self.step, name])
+    }
+
+    pub fn gauge(&self, name: &str) -> prometheus::Gauge {
+        self.gauges.with_label_values(&[&self.step, name])
+    }
+}
+
+impl PluginApiMetrics {
+    /// Handles for a new instance of the same step.
+    pub fn clone_for_instance(&self) -> PluginApiMetrics {
+        PluginApiMetrics { step: self.step.clone(), counters: self.counters.clone(), gauges: self.gauges.clone() }
+    }
+}

@@ -1,0 +1,13 @@
+//! The pipeline: sources on their own threads feed batches through a bounded
+//! channel to a worker, which runs the steps in order and hands each output
+//! to the sinks that take it.
+
+mod plugin_step;
+mod run;
+mod step;
+mod worker;
+
+pub use plugin_step::PluginStep;
+pub use run::{RunOptions, RunReport, Running, start};
+pub use step::{Outputs, Step};
+pub use worker::Worker;

@@ -1,0 +1,225 @@
+//! Building a pipeline from its spec and running it to the end of its input
+//! or until it is told to stop.
+
+use super::plugin_step::PluginStep;
+use super::step::Step;
+use super::worker::{SinkSlot, Worker};
+use crate::config::PipelineSpec;
+use crate::dead_letter::{self, DeadLetters};
+use crate::event::Batch;
+use crate::metrics::{Family, Metrics};
+use crate::plugin::{InstanceSettings, PluginEngine, PluginInstance};
+use crate::sources::{self, Fill};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Batches in flight between the sources and the worker; a full channel
+/// pauses the sources.
+const CHANNEL_BATCHES: usize = 8;
+
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Overrides `[server] listen`.
+    pub listen: Option<String>,
+    /// Folder of precompiled components; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A pipeline that is running.
+pub struct Running {
+    pub metrics: Metrics,
+    pub server_addr: Option<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    sources: Vec<JoinHandle<anyhow::Result<()>>>,
+    worker: JoinHandle<anyhow::Result<()>>,
+    started: Instant,
+    dead: Arc<DeadLetters>,
+    _server: Option<crate::server::Server>,
+    pipeline: String,
+}
+
+/// What a finished run did, for the summary.
+#[derive(Debug)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub elapsed: Duration,
+    pub events_read: u64,
+    pub bytes_read: u64,
+    pub steps: Vec<(String, u64, u64)>,
+    pub sinks: Vec<(String, u64)>,
+    pub dead_letters: Vec<(String, u64)>,
+    pub dead_letter_path: PathBuf,
+    pub stopped_by_signal: bool,
+}
+
+/// Starts every part of the pipeline; the returned [`Running`] is waited on
+/// with [`Running::wait`]. Fails, with nothing left running, if a plugin,
+/// file or address cannot be opened.
+pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
+    let metrics = Metrics::new(&spec.name);
+    let dead_path = spec.dead_letter.clone().unwrap_or_else(|| PathBuf::from(dead_letter::DEFAULT_PATH));
+    let source_names = spec.sources.iter().map(|s| s.name.clone()).collect();
+    let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()));
+
+    let steps = build_steps(&spec, &opts, &metrics)?;
+    let mut sinks = Vec::new();
+    for s in &spec.sinks {
+        let sink = crate::sinks::open(s).with_context(|| format!("cannot open sink `{}`", s.name))?;
+        sinks.push(SinkSlot { name: s.name.clone(), from: s.from.clone(), sink, events: metrics.sink(&s.name) });
+    }
+    let mut opened = Vec::new();
+    for (i, s) in spec.sources.iter().enumerate() {
+        let source = sources::open(s, i as u16).with_context(|| format!("cannot open source `{}`", s.name))?;
+        opened.push((s.name.clone(), source));
+    }
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let listen = opts.listen.clone().or(spec.listen.clone());
+    let server = match listen {
+        Some(addr) => Some(crate::server::Server::start(&addr, metrics.clone(), ready.clone())?),
+        None => None,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = crossbeam_channel::bounded::<Batch>(CHANNEL_BATCHES);
+    let mut source_threads = Vec::new();
+    for (name, mut source) in opened {
+        let (tx, stop, dead, m) = (tx.clone(), stop.clone(), dead.clone(), metrics.source(&name));
+        let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
+        let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
+            let result = (|| -> std::io::Result<()> {
+                let mut read_so_far = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut batch = Batch::with_capacity(batch_size, batch_size * 160);
+                    let fill = source.fill(&mut batch, batch_size, linger, &dead)?;
+                    let read = source.bytes_read();
+                    m.bytes.inc_by(read - read_so_far);
+                    read_so_far = read;
+                    if !batch.is_empty() {
+                        m.events.inc_by(batch.len() as u64);
+                        m.batch_events.observe(batch.len() as f64);
+                        if tx.send(batch).is_err() {
+                            break; // the worker is gone; its error is reported there
+                        }
+                    }
+                    if fill == Fill::Done {
+                        break;
+                    }
+                }
+                Ok(())
+            })();
+            if result.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            result.with_context(|| format!("source `{name}` failed"))
+        })?;
+        source_threads.push(handle);
+    }
+    drop(tx);
+
+    let mut worker = Worker::new(steps, sinks);
+    let worker_dead = dead.clone();
+    let worker_stop = stop.clone();
+    let worker = std::thread::Builder::new().name("worker".into()).spawn(move || {
+        let result = (|| -> std::io::Result<()> {
+            for batch in rx {
+                worker.handle(batch, &worker_dead)?;
+            }
+            // All sources are done (or stopped): release what steps hold, flush.
+            worker.finish(&worker_dead)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            worker_stop.store(true, Ordering::Relaxed);
+        }
+        result.context("worker failed")
+    })?;
+
+    metrics.set_up(true);
+    ready.store(true, Ordering::Relaxed);
+    let server_addr = server.as_ref().map(|s| s.addr);
+    Ok(Running {
+        metrics,
+        server_addr,
+        stop,
+        sources: source_threads,
+        worker,
+        started: Instant::now(),
+        dead,
+        _server: server,
+        pipeline: spec.name.clone(),
+    })
+}
+
+fn build_steps(spec: &PipelineSpec, opts: &RunOptions, metrics: &Metrics) -> anyhow::Result<Vec<Box<dyn Step>>> {
+    if spec.steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let engine = PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?;
+    let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    for s in &spec.steps {
+        let plugin = engine.load(&s.plugin).with_context(|| format!("step `{}`", s.name))?;
+        let settings = InstanceSettings {
+            step: s.name.clone(),
+            config: s.config.clone(),
+            limits: s.limits.clone(),
+            metrics: metrics.plugin_api(&s.name),
+        };
+        let digest = plugin.digest.clone();
+        let instance = PluginInstance::start(plugin, settings).with_context(|| format!("step `{}`", s.name))?;
+        tracing::info!(step = %s.name, plugin = %s.plugin.display(), %digest, "plugin started");
+        steps.push(Box::new(PluginStep::new(s.name.clone(), instance, metrics.step(&s.name))));
+    }
+    Ok(steps)
+}
+
+impl Running {
+    /// The flag that stops the sources; the worker then drains what is in
+    /// flight, flushes, and the run ends.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Waits for the end of the input (or a stop) and reports.
+    pub fn wait(self) -> anyhow::Result<RunReport> {
+        let mut first_error = None;
+        for h in self.sources {
+            if let Err(e) = h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a source thread panicked"))) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.worker.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the worker thread panicked"))) {
+            first_error.get_or_insert(e);
+        }
+        self.metrics.set_up(false);
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let m = &self.metrics;
+        let ins = m.by_label(Family::StepIn);
+        let rejected = m.by_label(Family::StepRejected);
+        let steps = ins
+            .into_iter()
+            .map(|(name, n)| {
+                let r = rejected.iter().find(|(s, _)| *s == name).map_or(0, |(_, r)| *r);
+                (name, n, r)
+            })
+            .collect();
+        Ok(RunReport {
+            pipeline: self.pipeline,
+            elapsed: self.started.elapsed(),
+            events_read: m.source_events_total(),
+            bytes_read: m.source_bytes_total(),
+            steps,
+            sinks: m.by_label(Family::SinkEvents),
+            dead_letters: m.by_label(Family::DeadLetter),
+            dead_letter_path: self.dead.path().to_path_buf(),
+            stopped_by_signal: self.stop.load(Ordering::Relaxed),
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! One plugin instance: a Store with a memory cap, calls with a deadline,
+//! and a fresh instance after any failed call.
+
+use super::PluginError;
+use super::bindings::{Batch, Outcomes, Processor};
+use super::engine::{EPOCH_TICK, LoadedPlugin};
+use super::host_api::HostApi;
+use crate::config::Limits;
+use crate::metrics::PluginApiMetrics;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// What an instance needs besides its component.
+pub struct InstanceSettings {
+    pub step: String,
+    pub config: String,
+    pub limits: Limits,
+    pub metrics: PluginApiMetrics,
+}
+
+/// The data of one Store.
+pub struct StoreData {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+    pub(super) api: HostApi,
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps the sum of all linear memories of an instance and remembers that the
+/// cap was hit (a refused grow is an error, not a `Trap`, so it must be told apart).
+struct MemoryCap {
+    cap: usize,
+    used: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let after = self.used - current.min(self.used) + desired;
+        if after > self.cap {
+            self.hit = true;
+            wasmtime::bail!("memory cap of {} exceeded (the plugin asked for {} in all)", human(self.cap), human(after));
+        }
+        self.used = after;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+fn human(bytes: usize) -> String {
+    bytesize::ByteSize::b(bytes as u64).display().iec().to_string()
+}
+
+/// Why a call failed; each kind is a dead-letter reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
+    Trap,
+    /// The call ran past its deadline and was interrupted.
+    Deadline,
+    /// The guest tried to grow its memory past the cap.
+    Memory,
+    /// The guest returned outcomes that do not describe the batch.
+    InvalidOutput,
+    /// No instance could be started (its `init` failed after a restart).
+    Unavailable,
+}
+
+impl FailureKind {
+    pub fn reason(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "plugin-trap",
+            FailureKind::Deadline => "plugin-deadline",
+            FailureKind::Memory => "plugin-memory",
+            FailureKind::InvalidOutput => "plugin-invalid-output",
+            FailureKind::Unavailable => "plugin-unavailable",
+        }
+    }
+}
+
+/// A failed call: its whole batch goes to the dead-letter output.
+#[derive(Debug, Clone)]
+pub struct CallFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// A live instance of a plugin for one step of one worker.
+pub struct PluginInstance {
+    plugin: LoadedPlugin,
+    settings: InstanceSettings,
+    live: Option<Live>,
+    deadline_ticks: u64,
+}
+
+struct Live {
+    store: Store<StoreData>,
+    processor: Processor,
+}
+
+impl PluginInstance {
+    /// Instantiates `plugin` and runs its `init` with the step's config.
+    pub fn start(plugin: LoadedPlugin, settings: InstanceSettings) -> Result<Self, PluginError> {
+        let deadline_ticks = (settings.limits.deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1;
+        let mut instance = PluginInstance { plugin, settings, live: None, deadline_ticks };
+        instance.live = Some(instance.instantiate()?);
+        Ok(instance)
+    }
+
+    pub fn digest(&self) -> &str {
+        &self.plugin.digest
+    }
+
+    fn instantiate(&self) -> Result<Live, PluginError> {
+        let engine = self.plugin.pre.engine();
+        let data = StoreData {
+            // No preopened folders, no network, no environment, no arguments.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: MemoryCap { cap: self.settings.limits.memory.as_u64() as usize, used: 0, hit: false },
+            api: HostApi::new(self.settings.step.clone(), self.settings.metrics.clone_for_instance()),
+        };
+        let mut store = Store::new(engine, data);
+        store.limiter(|d| &mut d.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks);
+        let processor = self.plugin.pre.instantiate(&mut store).map_err(|e| PluginError::Start(describe(&store, &e)))?;
+        store.set_epoch_deadline(self.deadline_ticks);
+        match processor.call_init(&mut store, &self.settings.config) {
+            Ok(Ok(())) => Ok(Live { store, processor }),
+            Ok(Err(message)) => Err(PluginError::Init(message)),
+            Err(e) => Err(PluginError::Start(describe(&store, &e))),
+        }
+    }
+
+    /// Runs `process` on a batch. The batch's buffers are lent to the call and
+    /// handed back unchanged. On failure the instance is replaced before returning.
+    pub fn process(&mut self, payloads: &mut Vec<u8>, ends: &mut Vec<u32>, timestamps: &mut Vec<i64>) -> Result<Outcomes, CallFailure> {
+        if self.live.is_none() {
+            match self.instantiate() {
+                Ok(live) => self.live = Some(live),
+                Err(e) => return Err(CallFailure { kind: FailureKind::Unavailable, message: e.to_string() }),
+            }
+        }
+        let live = self.live.as_mut().expect("instance is live");
+        let batch = Batch {
+            payloads: std::mem::take(payloads),
+            ends: std::mem::take(ends),
+            timestamps: std::mem::take(timestamps),
+        };
+        live.store.set_epoch_deadline(self.deadline_ticks);
+        let result = live.processor.call_process(&mut live.store, &batch);
+        let n = batch.ends.len();
+        (*payloads, *ends, *timestamps) = (batch.payloads, batch.ends, batch.timestamps);
+        let failure = match result {
+            Ok(outcomes) => match check_outcomes(&outcomes, n) {
+                Ok(()) => return Ok(outcomes),
+                Err(message) => CallFailure { kind: FailureKind::InvalidOutput, message },
+            },
+            Err(e) => classify(&live.store, &e),
+        };
+        self.restart();
+        Err(failure)
+    }
+
+    /// Replaces the instance after a failure; a start that fails leaves none,
+    /// and the next call tries again.
+    fn restart(&mut self) {
+        self.live = None;
+        match self.instantiate() {
+            Ok(live) => self.live = Some(live),
+            Err(e) => tracing::error!(step = %self.settings.step, error = %e, "plugin instance cannot be restarted"),
+        }
+    }
+}
+
+fn classify(store: &Store<StoreData>, e: &wasmtime::Error) -> CallFailure {
+    let kind = if store.data().limiter.hit {
+        FailureKind::Memory
+    } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        FailureKind::Deadline
+    } else {
+        FailureKind::Trap
+    };
+    CallFailure { kind, message: describe(store, e) }
+}
+
+/// A one-line description of a guest failure, without the wasm backtrace.
+fn describe(store: &Store<StoreData>, e: &wasmtime::Error) -> String {
+    if store.data().limiter.hit {
+        if let Some(cause) = e.chain().find(|c| c.to_string().starts_with("memory cap")) {
+            return cause.to_string();
+        }
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => "the call ran past its deadline and was interrupted".to_string(),
+            other => format!("wasm trap: {other}"),
+        };
+    }
+    e.chain().last().map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// Checks that outcomes describe a batch of `n` events.
+fn check_outcomes(o: &Outcomes, n: usize) -> Result<(), String> {
+    let e = &o.emitted;
+    let count = e.ends.len();
+    if e.inputs.len() != count || e.ports.len() != count {
+        return Err(format!(
+            "emitted lists differ in length (ends {}, inputs {}, ports {})",
+            count,
+            e.inputs.len(),
+            e.ports.len()
+        ));
+    }
+    let mut prev = 0u32;
+    for &end in &e.ends {
+        if end < prev || end as usize > e.payloads.len() {
+            return Err(format!("emitted end offset {end} is out of order or past the payload buffer"));
+        }
+        prev = end;
+    }
+    if let Some(&i) = e.inputs.iter().find(|&&i| i as usize >= n) {
+        return Err(format!("emitted event names input {i}, but the batch has {n} events"));
+    }
+    if let Some(&p) = e.ports.iter().find(|&&p| p as usize >= o.outputs.len()) {
+        return Err(format!("emitted event names output {p}, but only {} outputs are declared", o.outputs.len()));
+    }
+    if let Some(r) = o.rejected.iter().find(|r| r.input as usize >= n) {
+        return Err(format!("rejection names input {}, but the batch has {n} events", r.input));
+    }
+    if memchr::memchr(b'\n', &e.payloads).is_some() {
+        return Err("an emitted payload contains a newline; events must be single-line JSON".to_string());
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Synthetic events for demos and benchmarks: vital signs, medication orders
+//! or card transactions, at a set rate or as fast as possible, finite or
+//! endless, repeatable from a seed. Events are written straight into the
+//! batch buffer; nothing is allocated per event.
+
+use super::{Fill, Source};
+use crate::config::{GeneratorKind, GeneratorSpec};
+use crate::dead_letter::DeadLetters;
+use crate::event::{Batch, Origin};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const DRUGS: &[&str] = &[
+    "warfarin",
+    "aspirin",
+    "simvastatin",
+    "clarithromycin",
+    "metoprolol",
+    "lisinopril",
+    "spironolactone",
+    "fluconazole",
+    "omeprazole",
+    "clopidogrel",
+    "sertraline",
+    "tramadol",
+    "digoxin",
+    "amiodarone",
+    "ibuprofen",
+    "lithium",
+    "metformin",
+    "atorvastatin",
+];
+
+const MERCHANTS: &[&str] =
+    &["grocery", "fuel", "restaurant", "online-retail", "electronics", "travel", "jewelry", "gambling", "pharmacy"];
+
+const COUNTRIES: &[&str] = &["NL", "DE", "FR", "GB", "US", "ES", "IT", "BR", "NG", "RU"];
+
+pub struct Generator {
+    spec: GeneratorSpec,
+    index: u16,
+    rng: SmallRng,
+    produced: u64,
+    started: Instant,
+    start_ms: i64,
+}
+
+impl Generator {
+    pub fn new(spec: GeneratorSpec, index: u16) -> Self {
+        let start_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        Generator { spec, index, rng: SmallRng::seed_from_u64(spec.seed), produced: 0, started: Instant::now(), start_ms }
+    }
+
+    /// Events due by now under the rate limit (all remaining when unthrottled).
+    fn due(&self) -> u64 {
+        if self.spec.rate == 0 {
+            return u64::MAX;
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        ((elapsed * self.spec.rate as f64) as u64).saturating_sub(self.produced)
+    }
+
+    /// Event time of event `i`: spaced by the rate (1 ms apart when unthrottled).
+    fn event_time(&self, i: u64) -> i64 {
+        let step_us = if self.spec.rate == 0 { 1000 } else { 1_000_000 / self.spec.rate.max(1) };
+        self.start_ms + (i * step_us / 1000) as i64
+    }
+
+    fn write_event(&mut self, out: &mut Vec<u8>, ts: i64) -> std::io::Result<()> {
+        let time = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64));
+        let key = self.rng.random_range(0..self.spec.keys);
+        let rng = &mut self.rng;
+        match self.spec.generate {
+            GeneratorKind::Vitals => {
+                let sick = key % 10 == 0;
+                let hr: u32 = if sick { rng.random_range(100..135) } else { rng.random_range(58..95) };
+                let temp: f64 = if sick { rng.random_range(37.8..39.6) } else { rng.random_range(36.2..37.4) };
+                write!(
+                    out,
+                    r#"{{"PatientId":"P{key:04}","EventTime":"{time}","HeartRate":{hr},"Temperature":{temp:.1},"SpO2":{},"RespiratoryRate":{},"SystolicBP":{}}}"#,
+                    rng.random_range(if sick { 88..95 } else { 95..100 }),
+                    rng.random_range(if sick { 21..30 } else { 12..20 }),
+                    rng.random_range(if sick { 88..105 } else { 105..140 }),
+                )
+            }
+            GeneratorKind::Orders => {
+                write!(
+                    out,
+                    r#"{{"order_id":"ORD-{:08}","patient_id":"P{key:04}","ordered_at":"{time}","drug":"{}","active_medications":["#,
+                    self.produced,
+                    DRUGS[rng.random_range(0..DRUGS.len())]
+                )?;
+                for i in 0..rng.random_range(0..4) {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(out, r#"{sep}"{}""#, DRUGS[rng.random_range(0..DRUGS.len())])?;
+                }
+                out.write_all(b"]}")
+            }
+            GeneratorKind::Transactions => {
+                let amount: f64 = (rng.random_range(0.0f64..1.0).powi(3) * 2500.0) + 1.0;
+                write!(
+                    out,
+                    r#"{{"transaction_id":"TX-{:010}","card_id":"C{key:05}","EventTime":"{time}","amount":{amount:.2},"merchant_category":"{}","country":"{}"}}"#,
+                    self.produced,
+                    MERCHANTS[rng.random_range(0..MERCHANTS.len())],
+                    COUNTRIES[rng.random_range(0..COUNTRIES.len())],
+                )
+            }
+        }
+    }
+}
+
+impl Source for Generator {
+    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration, _dead: &DeadLetters) -> std::io::Result<Fill> {
+        let deadline = Instant::now() + linger;
+        loop {
+            let left = self.spec.count.map_or(u64::MAX, |c| c.saturating_sub(self.produced));
+            if left == 0 {
+                return Ok(Fill::Done);
+            }
+            let n = self.due().min(left).min((max - batch.len()) as u64);
+            for _ in 0..n {
+                let ts = self.event_time(self.produced);
+                self.write_event(&mut batch.payloads, ts)?;
+                let origin = Origin { source: self.index, line: 0, offset: self.produced };
+                batch.commit(ts, origin);
+                self.produced += 1;
+            }
+            if batch.len() >= max || Instant::now() >= deadline {
+                return Ok(Fill::More);
+            }
+            if n == 0 {
+                // Sleep until the next event is due, but not past the linger deadline.
+                let next = Duration::from_secs_f64((self.produced + 1) as f64 / self.spec.rate.max(1) as f64);
+                let wait = next.saturating_sub(self.started.elapsed()).min(deadline - Instant::now());
+                std::thread::sleep(wait.max(Duration::from_micros(100)));
+            }
+        }
+    }
+}

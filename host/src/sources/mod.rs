@@ -1,0 +1,42 @@
+//! Sources: where events enter. Each runs on its own thread and hands full
+//! batches to the pipeline through a bounded channel, so a source that runs
+//! ahead is paused by the channel (backpressure), never buffered without bound.
+
+mod file;
+mod generator;
+
+pub use file::FileSource;
+pub use generator::Generator;
+
+use crate::config::{SourceSpec, SourceSpecKind};
+use crate::dead_letter::DeadLetters;
+use crate::event::Batch;
+use std::time::Duration;
+
+/// Whether a source has more to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    More,
+    Done,
+}
+
+/// A source of events.
+pub trait Source: Send {
+    /// Appends up to `max` events to `batch`, waiting at most `linger` for
+    /// them; events it cannot decode go to `dead`. `Done` means the input is
+    /// finished (what was appended still counts).
+    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration, dead: &DeadLetters) -> std::io::Result<Fill>;
+
+    /// Bytes read so far (files), for progress and `weir_source_bytes_total`.
+    fn bytes_read(&self) -> u64 {
+        0
+    }
+}
+
+/// Opens the source described by `spec`; `index` is its place in the pipeline file.
+pub fn open(spec: &SourceSpec, index: u16) -> std::io::Result<Box<dyn Source>> {
+    Ok(match &spec.kind {
+        SourceSpecKind::File { path } => Box::new(FileSource::open(path, index, spec)?),
+        SourceSpecKind::Generator(g) => Box::new(Generator::new(*g, index)),
+    })
+}
