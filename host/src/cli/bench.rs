@@ -5,6 +5,7 @@
 //!   host, identity plugin), ns/event;
 //! - pipeline: file → plugin → discard through the real runtime, and the same
 //!   without the plugin, events/s.
+#![allow(clippy::print_stdout, reason = "the report is the command's output")]
 
 use super::progress::si;
 use crate::config::{Limits, PipelineSpec, Route, SinkSpec, SinkSpecKind, SourceSpec, SourceSpecKind, StepSpec};
@@ -47,11 +48,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let boundary = boundary_ns(&args.plugin, &input, batch_size, args.events)?;
         let with_plugin = pipeline_rate(&input, Some(&args.plugin), batch_size, args.events)?;
         let without = pipeline_rate(&input, None, batch_size, args.events)?;
-        println!(
-            "{batch_size:>6}  {boundary:>16.1}  {:>14}ev/s  {:>14}ev/s",
-            si(with_plugin),
-            si(without)
-        );
+        println!("{batch_size:>6}  {boundary:>16.1}  {:>14}ev/s  {:>14}ev/s", si(with_plugin), si(without));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -102,8 +99,9 @@ fn boundary_ns(plugin: &Path, input: &Path, batch_size: usize, events: u64) -> a
     let started = Instant::now();
     let mut n = 0;
     for b in &mut batches {
-        let out =
-            instance.process(&mut b.payloads, &mut b.ends, &mut b.timestamps).map_err(|f| anyhow::anyhow!(f.message))?;
+        let out = instance
+            .process(&mut b.payloads, &mut b.ends, &mut b.timestamps)
+            .map_err(|f| anyhow::anyhow!(f.message))?;
         n += b.ends.len();
         std::hint::black_box(out);
     }
@@ -114,7 +112,12 @@ fn boundary_ns(plugin: &Path, input: &Path, batch_size: usize, events: u64) -> a
 /// Events/s of a whole run: file → (plugin) → discard.
 fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events: u64) -> anyhow::Result<f64> {
     let steps: Vec<StepSpec> = plugin
-        .map(|p| StepSpec { name: "plugin".into(), plugin: p.to_path_buf(), config: String::new(), limits: Limits::default() })
+        .map(|p| StepSpec {
+            name: "plugin".into(),
+            plugin: p.to_path_buf(),
+            config: String::new(),
+            limits: Limits::default(),
+        })
         .into_iter()
         .collect();
     let from = if steps.is_empty() { Route::Sources } else { Route::Step { step: 0, output: "out".into() } };

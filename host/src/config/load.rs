@@ -33,8 +33,8 @@ impl fmt::Display for LineSuffix {
 
 /// Reads, parses and validates the pipeline file at `path`.
 pub fn load(path: &Path) -> Result<PipelineSpec, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     load_str(path, &text)
 }
 

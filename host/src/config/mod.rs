@@ -10,5 +10,5 @@ mod types;
 mod validate;
 
 pub use load::{ConfigError, load, load_str};
-pub use validate::*;
 pub use types::*;
+pub use validate::*;

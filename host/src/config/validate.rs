@@ -139,7 +139,10 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
             ] {
                 not_for(field, present, "file")?;
             }
-            let path = s.path.as_ref().ok_or_else(|| at.error(kind_span.clone(), key("path"), "a file source needs `path`"))?;
+            let path = s
+                .path
+                .as_ref()
+                .ok_or_else(|| at.error(kind_span.clone(), key("path"), "a file source needs `path`"))?;
             if !path.get_ref().is_file() {
                 return Err(at.error(
                     Some(path.span()),
@@ -152,7 +155,11 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
         SourceKind::Generator => {
             not_for("path", s.path.is_some(), "generator")?;
             let generate = s.generate.ok_or_else(|| {
-                at.error(kind_span.clone(), key("generate"), "a generator needs `generate` = \"vitals\", \"orders\" or \"transactions\"")
+                at.error(
+                    kind_span.clone(),
+                    key("generate"),
+                    "a generator needs `generate` = \"vitals\", \"orders\" or \"transactions\"",
+                )
             })?;
             let keys = s.keys.unwrap_or(100);
             if keys == 0 {
@@ -180,7 +187,11 @@ fn step(i: usize, s: &StepConfig, at: &Locator<'_>) -> Result<StepSpec, ConfigEr
     let key = |field: &str| format!("steps[{i}].{field}");
     let plugin = s.plugin.get_ref();
     if !plugin.is_file() {
-        return Err(at.error(Some(s.plugin.span()), key("plugin"), format!("plugin file `{}` not found", plugin.display())));
+        return Err(at.error(
+            Some(s.plugin.span()),
+            key("plugin"),
+            format!("plugin file `{}` not found", plugin.display()),
+        ));
     }
     let config = match (&s.config, &s.config_file) {
         (Some(_), Some(f)) => {
@@ -205,7 +216,8 @@ fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Resul
     let key = |field: &str| format!("sinks[{i}].{field}");
     let kind = match s.kind {
         SinkKind::File => {
-            let path = s.path.clone().ok_or_else(|| at.error(Some(s.name.span()), key("path"), "a file sink needs `path`"))?;
+            let path =
+                s.path.clone().ok_or_else(|| at.error(Some(s.name.span()), key("path"), "a file sink needs `path`"))?;
             SinkSpecKind::File { path }
         }
         SinkKind::Stdout | SinkKind::Discard if s.path.is_some() => {
@@ -224,7 +236,10 @@ fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Resul
                 at.error(
                     Some(from.span()),
                     key("from"),
-                    format!("no step named `{step_name}` (steps: {})", if known.is_empty() { "none".into() } else { known.join(", ") }),
+                    format!(
+                        "no step named `{step_name}` (steps: {})",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ),
                 )
             })?;
             Route::Step { step, output: output.to_string() }

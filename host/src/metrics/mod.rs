@@ -54,10 +54,16 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(plugin_gauge.clone())).expect("metric registered once");
-        let up = IntGaugeVec::new(Opts::new("weir_pipeline_up", "1 while the pipeline is running."), &[]).expect("valid");
+        let up =
+            IntGaugeVec::new(Opts::new("weir_pipeline_up", "1 while the pipeline is running."), &[]).expect("valid");
         registry.register(Box::new(up.clone())).expect("metric registered once");
         Metrics {
-            source_events: counter(r, "weir_source_events_total", "Events read by a source (valid or not).", &["source"]),
+            source_events: counter(
+                r,
+                "weir_source_events_total",
+                "Events read by a source (valid or not).",
+                &["source"],
+            ),
             source_bytes: counter(r, "weir_source_bytes_total", "Bytes read by a source.", &["source"]),
             step_events_in: counter(r, "weir_step_events_in_total", "Events handed to a step.", &["step"]),
             step_events_out: counter(
@@ -91,9 +97,12 @@ impl Metrics {
                 "Plugin instances recreated after a failed call, by reason.",
                 &["step", "reason"],
             ),
-            plugin_counter: counter(r, "weir_plugin_counter_total", "Counters kept by plugins through the host API.", &[
-                "step", "name",
-            ]),
+            plugin_counter: counter(
+                r,
+                "weir_plugin_counter_total",
+                "Counters kept by plugins through the host API.",
+                &["step", "name"],
+            ),
             plugin_gauge,
             batch_events: histogram(
                 r,

@@ -73,7 +73,12 @@ impl PluginStep {
         let mut out = Outputs::default();
         if e.ports.iter().all(|&p| Some(p) == main_port) {
             // The common case: everything goes to the main output; reuse the buffers.
-            let mut main = Batch { payloads: Vec::new(), ends: Vec::new(), timestamps: Vec::with_capacity(e.ends.len()), origins: Vec::with_capacity(e.ends.len()) };
+            let mut main = Batch {
+                payloads: Vec::new(),
+                ends: Vec::new(),
+                timestamps: Vec::with_capacity(e.ends.len()),
+                origins: Vec::with_capacity(e.ends.len()),
+            };
             for i in 0..e.ends.len() {
                 inherit(&mut main, i);
             }

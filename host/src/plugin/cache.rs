@@ -46,7 +46,9 @@ impl ComponentCache {
             // wasmtime still checks the header and refuses a mismatch.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable precompiled component"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable precompiled component")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;

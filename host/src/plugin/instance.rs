@@ -46,7 +46,11 @@ impl ResourceLimiter for MemoryCap {
         let after = self.used - current.min(self.used) + desired;
         if after > self.cap {
             self.hit = true;
-            wasmtime::bail!("memory cap of {} exceeded (the plugin asked for {} in all)", human(self.cap), human(after));
+            wasmtime::bail!(
+                "memory cap of {} exceeded (the plugin asked for {} in all)",
+                human(self.cap),
+                human(after)
+            );
         }
         self.used = after;
         Ok(true)
@@ -134,7 +138,8 @@ impl PluginInstance {
         store.limiter(|d| &mut d.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks);
-        let processor = self.plugin.pre.instantiate(&mut store).map_err(|e| PluginError::Start(describe(&store, &e)))?;
+        let processor =
+            self.plugin.pre.instantiate(&mut store).map_err(|e| PluginError::Start(describe(&store, &e)))?;
         store.set_epoch_deadline(self.deadline_ticks);
         match processor.call_init(&mut store, &self.settings.config) {
             Ok(Ok(())) => Ok(Live { store, processor }),
@@ -145,7 +150,12 @@ impl PluginInstance {
 
     /// Runs `process` on a batch. The batch's buffers are lent to the call and
     /// handed back unchanged. On failure the instance is replaced before returning.
-    pub fn process(&mut self, payloads: &mut Vec<u8>, ends: &mut Vec<u32>, timestamps: &mut Vec<i64>) -> Result<Outcomes, CallFailure> {
+    pub fn process(
+        &mut self,
+        payloads: &mut Vec<u8>,
+        ends: &mut Vec<u32>,
+        timestamps: &mut Vec<i64>,
+    ) -> Result<Outcomes, CallFailure> {
         if self.live.is_none() {
             match self.instantiate() {
                 Ok(live) => self.live = Some(live),
@@ -197,10 +207,10 @@ fn classify(store: &Store<StoreData>, e: &wasmtime::Error) -> CallFailure {
 
 /// A one-line description of a guest failure, without the wasm backtrace.
 fn describe(store: &Store<StoreData>, e: &wasmtime::Error) -> String {
-    if store.data().limiter.hit {
-        if let Some(cause) = e.chain().find(|c| c.to_string().starts_with("memory cap")) {
-            return cause.to_string();
-        }
+    if store.data().limiter.hit
+        && let Some(cause) = e.chain().find(|c| c.to_string().starts_with("memory cap"))
+    {
+        return cause.to_string();
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {

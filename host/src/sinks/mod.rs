@@ -20,11 +20,10 @@ pub fn open(spec: &SinkSpec) -> std::io::Result<Box<dyn Sink>> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let file: File = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("sink `{}`: {}: {e}", spec.name, path.display())))?;
+            let file: File =
+                OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("sink `{}`: {}: {e}", spec.name, path.display()))
+                })?;
             Box::new(Ndjson { out: BufWriter::with_capacity(1 << 20, file) })
         }
         SinkSpecKind::Stdout => Box::new(Ndjson { out: BufWriter::with_capacity(1 << 16, std::io::stdout()) }),

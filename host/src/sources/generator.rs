@@ -50,7 +50,14 @@ pub struct Generator {
 impl Generator {
     pub fn new(spec: GeneratorSpec, index: u16) -> Self {
         let start_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        Generator { spec, index, rng: SmallRng::seed_from_u64(spec.seed), produced: 0, started: Instant::now(), start_ms }
+        Generator {
+            spec,
+            index,
+            rng: SmallRng::seed_from_u64(spec.seed),
+            produced: 0,
+            started: Instant::now(),
+            start_ms,
+        }
     }
 
     /// Events due by now under the rate limit (all remaining when unthrottled).

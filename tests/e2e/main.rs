@@ -1,0 +1,10 @@
+//! End-to-end tests: each starts the real `weir` binary on a pipeline file.
+
+mod harness;
+
+mod config_errors;
+mod dead_letters;
+mod drug_interactions;
+mod python_plugin;
+mod sandbox;
+mod server;

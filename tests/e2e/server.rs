@@ -1,0 +1,125 @@
+//! An endless pipeline serves health and metrics, and stops cleanly on
+//! SIGTERM without losing a batch in flight.
+
+use crate::harness::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A plain HTTP/1.1 GET; (status, body).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// The value of the series `name` whose labels include all of `labels` (in any order).
+fn metric(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .find(|l| labels.iter().all(|kv| l.contains(kv)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Kills the child if the test fails before it exits on its own.
+struct Reaper(Option<std::process::Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn serves_metrics_and_stops_cleanly_on_sigterm() {
+    let dir = scratch();
+    let port = free_port();
+    let text = format!(
+        r#"
+[pipeline]
+name = "live"
+batch_size = 100
+
+[[sources]]
+name = "vitals"
+kind = "generator"
+generate = "vitals"
+rate = 5000
+
+[[steps]]
+name = "pass"
+plugin = {plugin}
+
+[[sinks]]
+name = "out"
+kind = "file"
+path = {out}
+"#,
+        plugin = toml_path(&plugin("identity")),
+        out = toml_path(&dir.path().join("out.ndjson")),
+    );
+    let pipeline = dir.path().join("live.toml");
+    std::fs::write(&pipeline, text).unwrap();
+    let mut child = Reaper(Some(
+        weir()
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .arg(&pipeline)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let pid = child.0.as_ref().unwrap().id();
+
+    let started = Instant::now();
+    let body = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "the server never answered");
+        if let Some((200, _)) = get(port, "/readyz")
+            && let Some((200, body)) = get(port, "/metrics")
+            && metric(&body, "weir_step_events_in_total", &["step=\"pass\""]).unwrap_or(0.0) > 0.0
+        {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(get(port, "/healthz"), Some((200, "ok\n".to_string())));
+    let live = "pipeline=\"live\"";
+    for (name, labels) in [
+        ("weir_source_events_total", &["source=\"vitals\""][..]),
+        ("weir_step_events_out_total", &["step=\"pass\"", "output=\"out\""]),
+        ("weir_plugin_call_duration_seconds_count", &["step=\"pass\""]),
+        ("weir_batch_size_events_count", &["stage=\"step:pass\""]),
+        ("weir_sink_events_total", &["sink=\"out\""]),
+    ] {
+        let v = metric(&body, name, labels).unwrap_or_else(|| panic!("missing {name} {labels:?} in:\n{body}"));
+        assert!(v > 0.0, "{name} {labels:?} is {v}");
+        assert!(metric(&body, name, &[live]).is_some(), "{name} lacks the pipeline label");
+    }
+    assert_eq!(metric(&body, "weir_pipeline_up", &[live]), Some(1.0));
+
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    assert!(out.status.success(), "exit after SIGTERM: {}\n{}", out.status, stderr(&out));
+    let summary = stderr(&out);
+    let read: u64 = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("read")?.trim().split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no read count in:\n{summary}"));
+    let written = ndjson(&dir.path().join("out.ndjson")).len() as u64;
+    assert!(read > 0);
+    assert_eq!(written, read, "every event read before the stop was written:\n{summary}");
+    assert!(summary.contains("stopped in"), "{summary}");
+}
