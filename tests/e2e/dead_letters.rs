@@ -88,3 +88,26 @@ fn events_without_the_timestamp_or_key_field_are_refused_by_name() {
     assert!(details[1].as_str().unwrap().starts_with("field `t`: `soon` is not an RFC 3339 time"));
     assert_eq!(details[2], "missing field `t`");
 }
+
+#[test]
+fn the_readme_plugin_filters_and_refuses_as_documented() {
+    let dir = scratch();
+    let input = dir.path().join("in.ndjson");
+    write_lines(
+        &input,
+        [
+            r#"{"PatientId":"a","HeartRate":120}"#.to_string(),
+            r#"{"PatientId":"b","HeartRate":80}"#.to_string(),
+            r#"{"PatientId":"c"}"#.to_string(),
+            r#"{"PatientId":"d","HeartRate":111.5}"#.to_string(),
+        ],
+    );
+    let pipeline = one_step_pipeline(dir.path(), &input, &plugin("tachycardia"), r#"config = "110""#);
+    assert_ok(&run(&pipeline));
+    let ids: Vec<Value> = ndjson(&dir.path().join("out.ndjson")).into_iter().map(|e| e["PatientId"].clone()).collect();
+    assert_eq!(ids, vec!["a", "d"]);
+    let dead = ndjson(&dir.path().join("dead.ndjson"));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["detail"], "missing field `HeartRate`");
+    assert_eq!(dead[0]["line"], 3);
+}

@@ -34,6 +34,10 @@ impl Batch {
         self.inner.ends.is_empty()
     }
 
+    pub(crate) fn payloads(&self) -> &[u8] {
+        &self.inner.payloads
+    }
+
     /// Total payload bytes in the batch.
     pub fn payload_bytes(&self) -> usize {
         self.inner.payloads.len()
@@ -51,8 +55,9 @@ impl Batch {
     }
 
     /// The events of the batch, in order.
+    #[inline]
     pub fn iter(&self) -> Events<'_> {
-        Events { batch: self, next: 0 }
+        Events { batch: self, next: 0, start: 0 }
     }
 }
 
@@ -68,14 +73,20 @@ impl<'a> IntoIterator for &'a Batch {
 pub struct Events<'a> {
     batch: &'a Batch,
     next: usize,
+    start: usize,
 }
 
 impl<'a> Iterator for Events<'a> {
     type Item = Event<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Event<'a>> {
-        let event = self.batch.get(self.next)?;
+        let b = &self.batch.inner;
+        let end = *b.ends.get(self.next)? as usize;
+        let payload = b.payloads.get(self.start..end).expect("batch end offsets are in order and in bounds");
+        let event = Event { index: self.next as u32, payload, timestamp_ms: b.timestamps[self.next] };
         self.next += 1;
+        self.start = end;
         Some(event)
     }
 
@@ -102,6 +113,7 @@ impl<'a> Event<'a> {
     }
 
     /// The raw JSON bytes.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         self.payload
     }

@@ -8,15 +8,31 @@ use serde::Serialize;
 pub const MAIN_OUTPUT: &str = "out";
 
 /// What the plugin does with each event of a batch: emit to an output, or reject.
-pub struct Outcomes {
+///
+/// Emitting an input event's own payload unchanged (a filter, a router) costs
+/// no copy per event: runs of such payloads that lie back to back in the
+/// input buffer are copied in one go when the batch is done.
+pub struct Outcomes<'a> {
     outputs: Vec<String>,
     emitted: types::Emitted,
     rejected: Vec<types::Rejection>,
+    /// The input batch's payload buffer, when known.
+    input: &'a [u8],
+    /// A run of input bytes `input[run.0..run.1]` emitted but not yet copied.
+    run: (usize, usize),
 }
 
-impl Outcomes {
+impl<'a> Outcomes<'a> {
+    pub(crate) fn for_batch(input: &'a [u8], events: usize) -> Self {
+        let mut out = Outcomes::with_capacity(events, input.len());
+        out.input = input;
+        out
+    }
+
     pub(crate) fn with_capacity(events: usize, bytes: usize) -> Self {
         Outcomes {
+            input: &[],
+            run: (0, 0),
             outputs: vec![MAIN_OUTPUT.to_string()],
             emitted: types::Emitted {
                 payloads: Vec::with_capacity(bytes),
@@ -28,12 +44,8 @@ impl Outcomes {
         }
     }
 
-    /// Outcomes for a plugin unit test.
-    pub fn new() -> Self {
-        Self::with_capacity(0, 0)
-    }
-
     /// Emits `payload` (one JSON object) on the main output, derived from `input`.
+    #[inline]
     pub fn emit(&mut self, input: &Event<'_>, payload: &[u8]) {
         self.push(input, 0, payload);
     }
@@ -52,6 +64,7 @@ impl Outcomes {
     /// Emits `value` serialized as JSON on the named output.
     pub fn emit_json_to<T: Serialize + ?Sized>(&mut self, input: &Event<'_>, output: &str, value: &T) {
         let port = self.port(output);
+        self.flush_run();
         serde_json::to_writer(&mut self.emitted.payloads, value).expect("serializing to a Vec cannot fail");
         self.finish(input, port);
     }
@@ -62,12 +75,14 @@ impl Outcomes {
     }
 
     /// Emitted events so far, as (output name, input index, payload).
-    pub fn emitted(&self) -> impl Iterator<Item = (&str, u32, &[u8])> {
-        let e = &self.emitted;
+    pub fn emitted(&mut self) -> impl Iterator<Item = (&str, u32, &[u8])> {
+        self.flush_run();
+        let this = &*self;
+        let e = &this.emitted;
         (0..e.ends.len()).map(move |i| {
             let start = if i == 0 { 0 } else { e.ends[i - 1] as usize };
             let payload = &e.payloads[start..e.ends[i] as usize];
-            (self.outputs[e.ports[i] as usize].as_str(), e.inputs[i], payload)
+            (this.outputs[e.ports[i] as usize].as_str(), e.inputs[i], payload)
         })
     }
 
@@ -86,23 +101,54 @@ impl Outcomes {
         }
     }
 
+    #[inline]
     fn push(&mut self, input: &Event<'_>, port: u16, payload: &[u8]) {
-        self.emitted.payloads.extend_from_slice(payload);
+        // Where `payload` lies in the input buffer, if it does.
+        let offset = (payload.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
+        if offset <= self.input.len() && payload.len() <= self.input.len() - offset {
+            if offset != self.run.1 {
+                self.flush_run();
+                self.run = (offset, offset);
+            }
+            self.run.1 += payload.len();
+        } else {
+            self.flush_run();
+            self.emitted.payloads.extend_from_slice(payload);
+        }
         self.finish(input, port);
     }
 
+    /// Copies the pending run of input bytes into the output buffer.
+    #[inline]
+    fn flush_run(&mut self) {
+        if self.run.1 > self.run.0 {
+            self.emitted.payloads.extend_from_slice(&self.input[self.run.0..self.run.1]);
+        }
+        self.run = (0, 0);
+    }
+
+    #[inline]
     fn finish(&mut self, input: &Event<'_>, port: u16) {
-        self.emitted.ends.push(self.emitted.payloads.len() as u32);
+        let pending = self.run.1 - self.run.0;
+        self.emitted.ends.push((self.emitted.payloads.len() + pending) as u32);
         self.emitted.inputs.push(input.index());
         self.emitted.ports.push(port);
     }
 
-    pub(crate) fn into_wit(self) -> types::Outcomes {
+    pub(crate) fn into_wit(mut self) -> types::Outcomes {
+        self.flush_run();
         types::Outcomes { outputs: self.outputs, emitted: self.emitted, rejected: self.rejected }
     }
 }
 
-impl Default for Outcomes {
+impl Outcomes<'static> {
+    /// Outcomes for a plugin unit test.
+    pub fn new() -> Self {
+        Self::with_capacity(0, 0)
+    }
+}
+
+impl Default for Outcomes<'static> {
     fn default() -> Self {
         Self::new()
     }
