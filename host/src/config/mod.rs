@@ -12,3 +12,63 @@ mod validate;
 pub use load::{ConfigError, load, load_str};
 pub use types::*;
 pub use validate::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn err(text: &str) -> String {
+        load_str(Path::new("p.toml"), text).unwrap_err().to_string()
+    }
+
+    const HEAD: &str = "[pipeline]\nname = \"p\"\n\n";
+
+    #[test]
+    fn a_generator_gets_defaults_and_refuses_file_fields() {
+        let spec = load_str(
+            Path::new("p.toml"),
+            &format!("{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"vitals\"\n"),
+        )
+        .unwrap();
+        let SourceSpecKind::Generator(g) = &spec.sources[0].kind else { panic!("not a generator") };
+        assert_eq!((g.rate, g.count, g.keys, g.seed), (0, None, 100, 1));
+        assert_eq!(spec.batch_size, 1024);
+        let e = err(&format!(
+            "{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"vitals\"\npath = \"x\"\n"
+        ));
+        assert_eq!(e, "p.toml:6: sources[0].path: does not apply to a source of kind `generator`");
+    }
+
+    #[test]
+    fn sinks_must_name_a_real_step() {
+        let e = err(&format!(
+            "{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[sinks]]\nname = \"s\"\nkind = \"stdout\"\nfrom = \"nope.alerts\"\n"
+        ));
+        assert_eq!(e, "p.toml:12: sinks[0].from: no step named `nope` (steps: none)");
+    }
+
+    #[test]
+    fn names_are_unique_across_sources_steps_and_sinks() {
+        let e = err(&format!(
+            "{HEAD}[[sources]]\nname = \"x\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[sinks]]\nname = \"x\"\nkind = \"stdout\"\n"
+        ));
+        assert_eq!(e, "p.toml:10: sinks[0].name: the name `x` is used twice");
+    }
+
+    #[test]
+    fn a_pipeline_needs_a_source() {
+        assert_eq!(err(HEAD), "p.toml: sources: a pipeline needs at least one [[sources]] table");
+    }
+
+    #[test]
+    fn durations_and_sizes_are_read_in_human_units() {
+        let spec = load_str(
+            Path::new("p.toml"),
+            "[pipeline]\nname = \"p\"\nbatch_linger = \"20ms\"\n\n[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\nmax_out_of_orderness = \"5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(spec.batch_linger, std::time::Duration::from_millis(20));
+        assert_eq!(spec.sources[0].max_out_of_orderness, std::time::Duration::from_secs(5));
+    }
+}
