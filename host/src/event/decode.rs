@@ -106,11 +106,10 @@ impl<'de> Visitor<'de> for Extract<'_> {
         let key_field = self.plan.key_field.as_deref();
         let mut found = Found { timestamp: None, has_key: false };
         while let Some(name) = map.next_key::<FieldName<'de>>()? {
-            let name = name.as_str();
-            if Some(name) == ts_field {
+            if name.is(ts_field) {
                 let field = ts_field.unwrap_or_default();
                 found.timestamp = Some(map.next_value_seed(TimestampSeed { field })?);
-            } else if Some(name) == key_field {
+            } else if name.is(key_field) {
                 let field = key_field.unwrap_or_default();
                 map.next_value_seed(KeySeed { field })?;
                 found.has_key = true;
@@ -122,18 +121,20 @@ impl<'de> Visitor<'de> for Extract<'_> {
     }
 }
 
-/// An object key, borrowed from the input unless it holds escapes.
+/// An object key as raw bytes, borrowed from the input unless it holds
+/// escapes. Keys are compared, not kept, so they skip UTF-8 validation.
 enum FieldName<'de> {
-    Borrowed(&'de str),
-    Owned(String),
+    Borrowed(&'de [u8]),
+    Owned(Vec<u8>),
 }
 
 impl FieldName<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            FieldName::Borrowed(s) => s,
-            FieldName::Owned(s) => s,
-        }
+    fn is(&self, name: Option<&str>) -> bool {
+        let bytes = match self {
+            FieldName::Borrowed(b) => b,
+            FieldName::Owned(b) => b.as_slice(),
+        };
+        name.is_some_and(|n| n.as_bytes() == bytes)
     }
 }
 
@@ -145,14 +146,20 @@ impl<'de> de::Deserialize<'de> for FieldName<'de> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a field name")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
                 Ok(FieldName::Borrowed(v))
             }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(FieldName::Owned(v.to_vec()))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName::Borrowed(v.as_bytes()))
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(FieldName::Owned(v.to_string()))
+                Ok(FieldName::Owned(v.as_bytes().to_vec()))
             }
         }
-        d.deserialize_str(V)
+        d.deserialize_bytes(V)
     }
 }
 
