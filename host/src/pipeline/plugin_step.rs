@@ -32,7 +32,7 @@ impl Step for PluginStep {
         let result = self.instance.process(&mut batch.payloads, &mut batch.ends, &mut batch.timestamps);
         self.metrics.call_seconds.observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(outcomes) => self.route(outcomes, &batch, dead),
+            Ok(outcomes) => self.route(outcomes, batch, dead),
             Err(failure) => {
                 let reason = failure.kind.reason();
                 self.metrics.restarted(reason);
@@ -52,7 +52,7 @@ impl Step for PluginStep {
 
 impl PluginStep {
     /// Turns the plugin's outcomes into output batches and dead letters.
-    fn route(&self, outcomes: Outcomes, input: &Batch, dead: &DeadLetters) -> std::io::Result<Outputs> {
+    fn route(&self, outcomes: Outcomes, input: Batch, dead: &DeadLetters) -> std::io::Result<Outputs> {
         if !outcomes.rejected.is_empty() {
             self.metrics.rejected.inc_by(outcomes.rejected.len() as u64);
             dead.send_all(outcomes.rejected.iter().map(|r| DeadLetter {
@@ -65,36 +65,27 @@ impl PluginStep {
         }
         let e = outcomes.emitted;
         let main_port = outcomes.outputs.iter().position(|o| o == "out").map(|p| p as u16);
-        let inherit = |b: &mut Batch, i: usize| {
-            let from = e.inputs[i] as usize;
-            b.timestamps.push(input.timestamps[from]);
-            b.origins.push(input.origins[from]);
-        };
+        let all_main = e.ports.iter().all(|&p| Some(p) == main_port);
         let mut out = Outputs::default();
-        if e.ports.iter().all(|&p| Some(p) == main_port) {
-            // The common case: everything goes to the main output; reuse the buffers.
-            let mut main = Batch {
-                payloads: Vec::new(),
-                ends: Vec::new(),
-                timestamps: Vec::with_capacity(e.ends.len()),
-                origins: Vec::with_capacity(e.ends.len()),
-            };
-            for i in 0..e.ends.len() {
-                inherit(&mut main, i);
+        if all_main && e.payloads.is_empty() && e.inputs.len() == input.len() {
+            // Every input forwarded unchanged, in order (identity, or a
+            // filter that kept everything): the input batch is the output.
+            if e.inputs.iter().enumerate().all(|(i, &from)| from as usize == i) {
+                self.metrics.main_out.inc_by(input.len() as u64);
+                out.main = input;
+                return Ok(out);
             }
-            main.payloads = e.payloads;
-            main.ends = e.ends;
-            self.metrics.main_out.inc_by(main.len() as u64);
-            out.main = main;
-            return Ok(out);
         }
         let mut by_port: Vec<Batch> = vec![Batch::default(); outcomes.outputs.len()];
+        let mut start = 0;
         for i in 0..e.ends.len() {
-            let start = if i == 0 { 0 } else { e.ends[i - 1] as usize };
+            let end = e.ends[i] as usize;
+            let from = e.inputs[i] as usize;
+            // An empty payload forwards the input's own bytes.
+            let bytes = if end == start { input.payload(from) } else { &e.payloads[start..end] };
             let b = &mut by_port[e.ports[i] as usize];
-            b.payloads.extend_from_slice(&e.payloads[start..e.ends[i] as usize]);
-            b.ends.push(b.payloads.len() as u32);
-            inherit(b, i);
+            b.push(bytes, input.timestamps[from], input.origins[from]);
+            start = end;
         }
         for (name, batch) in outcomes.outputs.into_iter().zip(by_port) {
             if batch.is_empty() {

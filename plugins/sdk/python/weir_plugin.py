@@ -62,8 +62,14 @@ class Outcomes:
         self._rejected = []
 
     def emit(self, event, value, output=MAIN_OUTPUT):
-        """Emits `value` (bytes, str, or anything JSON-serializable) derived from `event`."""
-        if isinstance(value, (bytes, bytearray, memoryview)):
+        """Emits `value` (bytes, str, or anything JSON-serializable) derived from `event`.
+
+        Emitting `event.payload` itself sends no bytes back: the host forwards
+        the input event's bytes, which it already holds.
+        """
+        if value is event.payload:
+            data = b""
+        elif isinstance(value, (bytes, bytearray, memoryview)):
             data = bytes(value)
         elif isinstance(value, str):
             data = value.encode()

@@ -34,10 +34,6 @@ impl Batch {
         self.inner.ends.is_empty()
     }
 
-    pub(crate) fn payloads(&self) -> &[u8] {
-        &self.inner.payloads
-    }
-
     /// Total payload bytes in the batch.
     pub fn payload_bytes(&self) -> usize {
         self.inner.payloads.len()

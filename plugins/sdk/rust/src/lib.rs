@@ -11,7 +11,7 @@
 //!     fn init(_config: &str) -> Result<Self, String> {
 //!         Ok(Identity)
 //!     }
-//!     fn process(&mut self, batch: &Batch, out: &mut Outcomes<'_>) {
+//!     fn process(&mut self, batch: &Batch, out: &mut Outcomes) {
 //!         for event in batch {
 //!             out.emit(&event, event.payload());
 //!         }
@@ -56,7 +56,7 @@ pub trait Processor: Sized + 'static {
     /// Processes one batch: for each event, emit zero or more events with
     /// [`Outcomes::emit`] / [`Outcomes::emit_to`], or refuse it with
     /// [`Outcomes::reject`].
-    fn process(&mut self, batch: &Batch, out: &mut Outcomes<'_>);
+    fn process(&mut self, batch: &Batch, out: &mut Outcomes);
 }
 
 /// Writes a line to the host's log, under this plugin's step name.
@@ -94,7 +94,7 @@ pub mod __private {
 
     pub fn process<P: Processor>(batch: types::Batch) -> types::Outcomes {
         let batch = Batch::from_wit(batch);
-        let mut out = Outcomes::for_batch(batch.payloads(), batch.len());
+        let mut out = Outcomes::with_capacity(batch.len(), batch.payload_bytes());
         INSTANCE.with(|slot| {
             let mut slot = slot.borrow_mut();
             let plugin = slot

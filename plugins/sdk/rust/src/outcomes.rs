@@ -9,30 +9,18 @@ pub const MAIN_OUTPUT: &str = "out";
 
 /// What the plugin does with each event of a batch: emit to an output, or reject.
 ///
-/// Emitting an input event's own payload unchanged (a filter, a router) costs
-/// no copy per event: runs of such payloads that lie back to back in the
-/// input buffer are copied in one go when the batch is done.
-pub struct Outcomes<'a> {
+/// Emitting an input event's own payload unchanged (a filter, a router) sends
+/// no bytes back: the event is marked as forwarded and the host reuses the
+/// bytes it already holds.
+pub struct Outcomes {
     outputs: Vec<String>,
     emitted: types::Emitted,
     rejected: Vec<types::Rejection>,
-    /// The input batch's payload buffer, when known.
-    input: &'a [u8],
-    /// A run of input bytes `input[run.0..run.1]` emitted but not yet copied.
-    run: (usize, usize),
 }
 
-impl<'a> Outcomes<'a> {
-    pub(crate) fn for_batch(input: &'a [u8], events: usize) -> Self {
-        let mut out = Outcomes::with_capacity(events, input.len());
-        out.input = input;
-        out
-    }
-
+impl Outcomes {
     pub(crate) fn with_capacity(events: usize, bytes: usize) -> Self {
         Outcomes {
-            input: &[],
-            run: (0, 0),
             outputs: vec![MAIN_OUTPUT.to_string()],
             emitted: types::Emitted {
                 payloads: Vec::with_capacity(bytes),
@@ -64,7 +52,6 @@ impl<'a> Outcomes<'a> {
     /// Emits `value` serialized as JSON on the named output.
     pub fn emit_json_to<T: Serialize + ?Sized>(&mut self, input: &Event<'_>, output: &str, value: &T) {
         let port = self.port(output);
-        self.flush_run();
         serde_json::to_writer(&mut self.emitted.payloads, value).expect("serializing to a Vec cannot fail");
         self.finish(input, port);
     }
@@ -74,10 +61,10 @@ impl<'a> Outcomes<'a> {
         self.rejected.push(types::Rejection { input: input.index(), reason: reason.into() });
     }
 
-    /// Emitted events so far, as (output name, input index, payload).
-    pub fn emitted(&mut self) -> impl Iterator<Item = (&str, u32, &[u8])> {
-        self.flush_run();
-        let this = &*self;
+    /// Emitted events so far, as (output name, input index, payload); an
+    /// empty payload is the input event forwarded unchanged.
+    pub fn emitted(&self) -> impl Iterator<Item = (&str, u32, &[u8])> {
+        let this = self;
         let e = &this.emitted;
         (0..e.ends.len()).map(move |i| {
             let start = if i == 0 { 0 } else { e.ends[i - 1] as usize };
@@ -103,52 +90,33 @@ impl<'a> Outcomes<'a> {
 
     #[inline]
     fn push(&mut self, input: &Event<'_>, port: u16, payload: &[u8]) {
-        // Where `payload` lies in the input buffer, if it does.
-        let offset = (payload.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
-        if offset <= self.input.len() && payload.len() <= self.input.len() - offset {
-            if offset != self.run.1 {
-                self.flush_run();
-                self.run = (offset, offset);
-            }
-            self.run.1 += payload.len();
-        } else {
-            self.flush_run();
+        let forwarded = payload.as_ptr() == input.payload().as_ptr() && payload.len() == input.payload().len();
+        if !forwarded {
             self.emitted.payloads.extend_from_slice(payload);
         }
         self.finish(input, port);
     }
 
-    /// Copies the pending run of input bytes into the output buffer.
-    #[inline]
-    fn flush_run(&mut self) {
-        if self.run.1 > self.run.0 {
-            self.emitted.payloads.extend_from_slice(&self.input[self.run.0..self.run.1]);
-        }
-        self.run = (0, 0);
-    }
-
     #[inline]
     fn finish(&mut self, input: &Event<'_>, port: u16) {
-        let pending = self.run.1 - self.run.0;
-        self.emitted.ends.push((self.emitted.payloads.len() + pending) as u32);
+        self.emitted.ends.push(self.emitted.payloads.len() as u32);
         self.emitted.inputs.push(input.index());
         self.emitted.ports.push(port);
     }
 
-    pub(crate) fn into_wit(mut self) -> types::Outcomes {
-        self.flush_run();
+    pub(crate) fn into_wit(self) -> types::Outcomes {
         types::Outcomes { outputs: self.outputs, emitted: self.emitted, rejected: self.rejected }
     }
 }
 
-impl Outcomes<'static> {
+impl Outcomes {
     /// Outcomes for a plugin unit test.
     pub fn new() -> Self {
         Self::with_capacity(0, 0)
     }
 }
 
-impl Default for Outcomes<'static> {
+impl Default for Outcomes {
     fn default() -> Self {
         Self::new()
     }
