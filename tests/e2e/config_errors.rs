@@ -66,3 +66,22 @@ fn a_file_that_is_not_a_component_is_refused() {
     assert!(err.contains("step `step`"), "{err}");
     assert!(err.contains("is not a WebAssembly component Weir can run"), "{err}");
 }
+
+#[test]
+fn validate_accepts_the_example_and_names_a_refused_config() {
+    let dir = scratch();
+    let pipeline = crate::drug_interactions::example_pipeline(dir.path(), &plugin("drug_interaction"));
+    let out = weir().arg("validate").arg(&pipeline).output().unwrap();
+    assert_ok(&out);
+    assert!(stderr(&out).contains("step `interactions`"), "{}", stderr(&out));
+
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("config_file = \"examples/drug-interactions/interactions.json\"", "config = \"{}\"");
+    std::fs::write(&pipeline, text).unwrap();
+    let out = weir().arg("validate").arg(&pipeline).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("step `interactions`: plugin init refused its config: invalid config"), "{err}");
+    assert!(!dir.path().join("alerts.ndjson").exists(), "validate processes nothing");
+}

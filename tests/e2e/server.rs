@@ -108,6 +108,11 @@ path = {out}
         assert!(metric(&body, name, &[live]).is_some(), "{name} lacks the pipeline label");
     }
     assert_eq!(metric(&body, "weir_pipeline_up", &[live]), Some(1.0));
+    for reason in ["invalid-json", "rejected", "plugin-deadline", "plugin-memory"] {
+        let labels = [format!("reason=\"{reason}\"")];
+        let v = metric(&body, "weir_dead_letter_events_total", &[labels[0].as_str()]);
+        assert_eq!(v, Some(0.0), "every dead-letter reason is exported from the start ({reason})");
+    }
 
     let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert!(status.success());

@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Runs a pipeline: to the end of finite input, or until SIGINT/SIGTERM.
     Run(run::RunArgs),
-    /// Checks a pipeline file and its plugins without running it.
+    /// Checks a pipeline file, and that its plugins load and accept their config, without running it.
     Validate {
         /// The pipeline file.
         pipeline: PathBuf,
@@ -53,9 +53,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { pipeline } => {
             let spec = crate::config::load(&pipeline)?;
             let engine = crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?;
+            let metrics = crate::metrics::Metrics::new(&spec.name);
             for step in &spec.steps {
                 let plugin = engine.load(&step.plugin).map_err(|e| anyhow::anyhow!("step `{}`: {e}", step.name))?;
-                eprintln!("step `{}`: {} (sha256 {})", step.name, step.plugin.display(), plugin.digest);
+                let digest = plugin.digest.clone();
+                let settings = crate::plugin::InstanceSettings {
+                    step: step.name.clone(),
+                    config: step.config.clone(),
+                    limits: step.limits.clone(),
+                    metrics: metrics.plugin_api(&step.name),
+                };
+                crate::plugin::PluginInstance::start(plugin, settings)
+                    .map_err(|e| anyhow::anyhow!("step `{}`: {e}", step.name))?;
+                eprintln!("step `{}`: {} starts (sha256 {digest})", step.name, step.plugin.display());
             }
             eprintln!("{}: ok", pipeline.display());
             Ok(ExitCode::SUCCESS)

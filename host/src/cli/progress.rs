@@ -81,7 +81,8 @@ pub fn print_summary(name: &str, r: &RunReport) {
     }
     let dead: u64 = r.dead_letters.iter().map(|(_, n)| n).sum();
     if dead > 0 {
-        let reasons: Vec<String> = r.dead_letters.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+        let reasons: Vec<String> =
+            r.dead_letters.iter().filter(|(_, n)| *n > 0).map(|(reason, n)| format!("{reason} {n}")).collect();
         out += &format!("  dead-letter  {dead} events ({}) in {}\n", reasons.join(", "), r.dead_letter_path.display());
     } else {
         out += "  dead-letter  none\n";

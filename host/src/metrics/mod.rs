@@ -45,6 +45,14 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], bucke
 
 impl Metrics {
     pub fn new(pipeline: &str) -> Self {
+        let m = Self::register(pipeline);
+        for reason in DEAD_LETTER_REASONS {
+            m.dead_letter.with_label_values(&[*reason]);
+        }
+        m
+    }
+
+    fn register(pipeline: &str) -> Self {
         let labels = HashMap::from([("pipeline".to_string(), pipeline.to_string())]);
         let registry = Registry::new_custom(None, Some(labels)).expect("valid registry");
         let r = &registry;
@@ -199,6 +207,18 @@ impl Metrics {
         out
     }
 }
+
+/// Every dead-letter reason, so each series exists (at 0) from the start.
+pub const DEAD_LETTER_REASONS: &[&str] = &[
+    "invalid-json",
+    "invalid-event",
+    "rejected",
+    "plugin-trap",
+    "plugin-deadline",
+    "plugin-memory",
+    "plugin-invalid-output",
+    "plugin-unavailable",
+];
 
 /// Families the run summary reads back.
 #[derive(Debug, Clone, Copy)]

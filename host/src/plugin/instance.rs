@@ -221,8 +221,14 @@ fn describe(store: &Store<StoreData>, e: &wasmtime::Error) -> String {
     e.chain().last().map(|c| c.to_string()).unwrap_or_default()
 }
 
+/// Most distinct outputs one plugin may name (each is a metric label).
+pub const MAX_OUTPUTS: usize = 32;
+
 /// Checks that outcomes describe a batch of `n` events.
 fn check_outcomes(o: &Outcomes, n: usize) -> Result<(), String> {
+    if o.outputs.len() > MAX_OUTPUTS {
+        return Err(format!("{} outputs named; at most {MAX_OUTPUTS} are allowed", o.outputs.len()));
+    }
     let e = &o.emitted;
     let count = e.ends.len();
     if e.inputs.len() != count || e.ports.len() != count {
