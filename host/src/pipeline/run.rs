@@ -9,7 +9,7 @@ use crate::dead_letter::{self, DeadLetters};
 use crate::event::Batch;
 use crate::metrics::{Family, Metrics};
 use crate::plugin::{InstanceSettings, PluginEngine, PluginInstance};
-use crate::sources::{self, Fill};
+use crate::sources::{self, Fill, Ingested};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,11 +86,12 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = crossbeam_channel::bounded::<Batch>(CHANNEL_BATCHES);
+    let (tx, rx) = crossbeam_channel::bounded::<Ingested>(CHANNEL_BATCHES);
     let mut source_threads = Vec::new();
     for (name, mut source) in opened {
         let (tx, stop, dead, m) = (tx.clone(), stop.clone(), dead.clone(), metrics.source(&name));
         let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
+        let plan = source.field_plan();
         let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
             let result = (|| -> std::io::Result<()> {
                 let mut read_so_far = 0;
@@ -103,7 +104,13 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
                     if !batch.is_empty() {
                         m.events.inc_by(batch.len() as u64);
                         m.batch_events.observe(batch.len() as f64);
-                        if tx.send(batch).is_err() {
+                        let mut msg = Ingested::new(batch, plan.clone());
+                        // Decode here while the worker has work queued;
+                        // otherwise leave it to the worker, which would wait.
+                        if !tx.is_empty() {
+                            msg.decode();
+                        }
+                        if tx.send(msg).is_err() {
                             break; // the worker is gone; its error is reported there
                         }
                     }
@@ -127,8 +134,10 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let worker_stop = stop.clone();
     let worker = std::thread::Builder::new().name("worker".into()).spawn(move || {
         let result = (|| -> std::io::Result<()> {
-            for batch in rx {
-                worker.handle(batch, &worker_dead)?;
+            for mut msg in rx {
+                msg.decode();
+                msg.send_refused(&worker_dead)?;
+                worker.handle(msg.batch, &worker_dead)?;
             }
             // All sources are done (or stopped): release what steps hold, flush.
             worker.finish(&worker_dead)?;

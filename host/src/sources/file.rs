@@ -1,20 +1,22 @@
-//! NDJSON file replay: one event per line; blank lines are skipped; a line
-//! that is not a JSON object (or lacks the timestamp or key field) goes to
-//! the dead-letter output with its line number.
+//! NDJSON file replay: one event per line; blank lines are skipped. Lines are
+//! split here and decoded by [`super::ingest::decode_batch`]: a line that is
+//! not a JSON object (or lacks the timestamp or key field) goes to the
+//! dead-letter output with its line number.
 
 use super::{Fill, Source};
 use crate::config::SourceSpec;
-use crate::dead_letter::{DeadLetter, DeadLetters};
-use crate::event::{Batch, FieldPlan, Origin, decode};
+use crate::dead_letter::DeadLetters;
+use crate::event::{Batch, FieldPlan, Origin};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub struct FileSource {
     reader: BufReader<File>,
     index: u16,
-    plan: FieldPlan,
+    plan: Arc<FieldPlan>,
     line: u64,
     offset: u64,
 }
@@ -25,7 +27,10 @@ impl FileSource {
         Ok(FileSource {
             reader: BufReader::with_capacity(1 << 20, file),
             index,
-            plan: FieldPlan { timestamp_field: spec.timestamp_field.clone(), key_field: spec.key_field.clone() },
+            plan: Arc::new(FieldPlan {
+                timestamp_field: spec.timestamp_field.clone(),
+                key_field: spec.key_field.clone(),
+            }),
             line: 0,
             offset: 0,
         })
@@ -37,8 +42,8 @@ fn now_ms() -> i64 {
 }
 
 impl Source for FileSource {
-    fn fill(&mut self, batch: &mut Batch, max: usize, _linger: Duration, dead: &DeadLetters) -> std::io::Result<Fill> {
-        let ingest_time = if self.plan.timestamp_field.is_none() { now_ms() } else { 0 };
+    fn fill(&mut self, batch: &mut Batch, max: usize, _linger: Duration, _dead: &DeadLetters) -> std::io::Result<Fill> {
+        let ingest_time = now_ms();
         let mut added = 0;
         while added < max {
             let start = batch.payloads.len();
@@ -55,24 +60,20 @@ impl Source for FileSource {
                 end -= 1;
             }
             batch.payloads.truncate(end);
-            let line = &batch.payloads[start..];
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if batch.payloads[start..].iter().all(u8::is_ascii_whitespace) {
                 batch.payloads.truncate(start);
                 continue;
             }
-            match decode(line, &self.plan) {
-                Ok(d) => {
-                    batch.commit(d.timestamp.unwrap_or(ingest_time), origin);
-                    added += 1;
-                }
-                Err(e) => {
-                    let detail = e.to_string();
-                    dead.send(DeadLetter { reason: e.reason(), detail: &detail, step: None, origin, original: line })?;
-                    batch.payloads.truncate(start);
-                }
-            }
+            // Decoded later (see `ingest::decode_batch`); until then the event
+            // time is the time of ingestion.
+            batch.commit(ingest_time, origin);
+            added += 1;
         }
         Ok(Fill::More)
+    }
+
+    fn field_plan(&self) -> Option<Arc<FieldPlan>> {
+        Some(self.plan.clone())
     }
 
     fn bytes_read(&self) -> u64 {

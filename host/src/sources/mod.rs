@@ -4,13 +4,16 @@
 
 mod file;
 mod generator;
+mod ingest;
 
 pub use file::FileSource;
 pub use generator::Generator;
+pub use ingest::{Ingested, Refused, decode_batch};
 
 use crate::config::{SourceSpec, SourceSpecKind};
 use crate::dead_letter::DeadLetters;
-use crate::event::Batch;
+use crate::event::{Batch, FieldPlan};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Whether a source has more to give.
@@ -30,6 +33,12 @@ pub trait Source: Send {
     /// Bytes read so far (files), for progress and `weir_source_bytes_total`.
     fn bytes_read(&self) -> u64 {
         0
+    }
+
+    /// For sources whose `fill` leaves events undecoded: the fields to read
+    /// when they are decoded. `None`: events come out of `fill` ready.
+    fn field_plan(&self) -> Option<Arc<FieldPlan>> {
+        None
     }
 }
 
