@@ -89,7 +89,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let (tx, rx) = crossbeam_channel::bounded::<Ingested>(CHANNEL_BATCHES);
     let mut source_threads = Vec::new();
     for (name, mut source) in opened {
-        let (tx, stop, dead, m) = (tx.clone(), stop.clone(), dead.clone(), metrics.source(&name));
+        let (tx, stop, m) = (tx.clone(), stop.clone(), metrics.source(&name));
         let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
         let plan = source.field_plan();
         let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
@@ -97,7 +97,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
                 let mut read_so_far = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let mut batch = Batch::with_capacity(batch_size, batch_size * 160);
-                    let fill = source.fill(&mut batch, batch_size, linger, &dead)?;
+                    let fill = source.fill(&mut batch, batch_size, linger)?;
                     let read = source.bytes_read();
                     m.bytes.inc_by(read - read_so_far);
                     read_so_far = read;

@@ -5,7 +5,6 @@
 
 use super::{Fill, Source};
 use crate::config::SourceSpec;
-use crate::dead_letter::DeadLetters;
 use crate::event::{Batch, FieldPlan, Origin};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -42,7 +41,7 @@ fn now_ms() -> i64 {
 }
 
 impl Source for FileSource {
-    fn fill(&mut self, batch: &mut Batch, max: usize, _linger: Duration, _dead: &DeadLetters) -> std::io::Result<Fill> {
+    fn fill(&mut self, batch: &mut Batch, max: usize, _linger: Duration) -> std::io::Result<Fill> {
         let ingest_time = now_ms();
         let mut added = 0;
         while added < max {

@@ -5,7 +5,6 @@
 
 use super::{Fill, Source};
 use crate::config::{GeneratorKind, GeneratorSpec};
-use crate::dead_letter::DeadLetters;
 use crate::event::{Batch, Origin};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -120,7 +119,7 @@ impl Generator {
 }
 
 impl Source for Generator {
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration, _dead: &DeadLetters) -> std::io::Result<Fill> {
+    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
         let deadline = Instant::now() + linger;
         loop {
             let left = self.spec.count.map_or(u64::MAX, |c| c.saturating_sub(self.produced));
@@ -151,14 +150,12 @@ impl Source for Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
 
     fn generate(generate: GeneratorKind, seed: u64, count: u64) -> Batch {
         let spec = GeneratorSpec { generate, rate: 0, count: Some(count), keys: 10, seed };
         let mut g = Generator::new(spec, 0);
-        let dead = DeadLetters::new("unused".into(), vec![], Metrics::new("t"));
         let mut batch = Batch::default();
-        let fill = g.fill(&mut batch, 1000, Duration::from_millis(5), &dead).unwrap();
+        let fill = g.fill(&mut batch, 1000, Duration::from_millis(5)).unwrap();
         assert_eq!(fill, Fill::Done, "a finite generator says when it is done");
         batch
     }

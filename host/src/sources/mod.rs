@@ -11,7 +11,6 @@ pub use generator::Generator;
 pub use ingest::{Ingested, Refused, decode_batch};
 
 use crate::config::{SourceSpec, SourceSpecKind};
-use crate::dead_letter::DeadLetters;
 use crate::event::{Batch, FieldPlan};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +25,9 @@ pub enum Fill {
 /// A source of events.
 pub trait Source: Send {
     /// Appends up to `max` events to `batch`, waiting at most `linger` for
-    /// them; events it cannot decode go to `dead`. `Done` means the input is
-    /// finished (what was appended still counts).
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration, dead: &DeadLetters) -> std::io::Result<Fill>;
+    /// them. `Done` means the input is finished (what was appended still
+    /// counts). Events may be left undecoded (see [`Source::field_plan`]).
+    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill>;
 
     /// Bytes read so far (files), for progress and `weir_source_bytes_total`.
     fn bytes_read(&self) -> u64 {
