@@ -42,6 +42,93 @@ impl Drop for Reaper {
     }
 }
 
+/// Polls /metrics until `ready` holds for the body, or fails after a minute.
+fn wait_for_metrics(port: u16, ready: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "the metrics never showed what was awaited");
+        if let Some((200, body)) = get(port, "/metrics")
+            && ready(&body)
+        {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sigterm(child: &mut Reaper) -> std::process::Output {
+    let pid = child.0.as_ref().unwrap().id();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    child.0.take().unwrap().wait_with_output().unwrap()
+}
+
+#[test]
+fn a_runaway_plugin_is_counted_and_the_pipeline_keeps_flowing() {
+    let dir = scratch();
+    let port = free_port();
+    let input = dir.path().join("spin.ndjson");
+    write_lines(&input, [r#"{"seq":1,"spin":true}"#.to_string()]);
+    let text = format!(
+        r#"
+[pipeline]
+name = "runaway"
+batch_size = 50
+
+[[sources]]
+name = "poison"
+kind = "file"
+path = {input}
+
+[[sources]]
+name = "vitals"
+kind = "generator"
+generate = "vitals"
+rate = 2000
+
+[[steps]]
+name = "spin"
+plugin = {plugin}
+limits = {{ deadline = "20ms" }}
+
+[[sinks]]
+name = "out"
+kind = "file"
+path = {out}
+
+[dead_letter]
+path = {dead}
+"#,
+        input = toml_path(&input),
+        plugin = toml_path(&plugin("spin_forever")),
+        out = toml_path(&dir.path().join("out.ndjson")),
+        dead = toml_path(&dir.path().join("dead.ndjson")),
+    );
+    let pipeline = dir.path().join("runaway.toml");
+    std::fs::write(&pipeline, text).unwrap();
+    let mut child = Reaper(Some(
+        weir()
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .arg(&pipeline)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // The poisoned batch fails and is counted; generated events keep flowing after it.
+    let first = wait_for_metrics(port, |b| {
+        metric(b, "weir_plugin_instance_restarts_total", &["reason=\"plugin-deadline\""]) == Some(1.0)
+            && metric(b, "weir_sink_events_total", &["sink=\"out\""]).unwrap_or(0.0) > 0.0
+    });
+    let written = metric(&first, "weir_sink_events_total", &["sink=\"out\""]).unwrap();
+    wait_for_metrics(port, |b| metric(b, "weir_sink_events_total", &["sink=\"out\""]).unwrap_or(0.0) > written);
+    let out = sigterm(&mut child);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dead = ndjson(&dir.path().join("dead.ndjson"));
+    assert!(dead.iter().all(|d| d["reason"] == "plugin-deadline"));
+    assert_eq!(dead.iter().filter(|d| d["source"] == "poison").count(), 1, "the poison event is dead-lettered");
+}
+
 #[test]
 fn serves_metrics_and_stops_cleanly_on_sigterm() {
     let dir = scratch();
