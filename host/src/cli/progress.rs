@@ -23,8 +23,14 @@ impl Progress {
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             let (mut last_events, mut last_at) = (0u64, Instant::now());
+            let mut ticks = 0u32;
             while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(250));
+                // Wake often so that the end of a run is not held up; redraw every 250 ms.
+                std::thread::sleep(Duration::from_millis(25));
+                ticks += 1;
+                if !ticks.is_multiple_of(10) {
+                    continue;
+                }
                 let events = metrics.source_events_total();
                 let rate = (events - last_events) as f64 / last_at.elapsed().as_secs_f64();
                 (last_events, last_at) = (events, Instant::now());
