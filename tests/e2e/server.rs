@@ -56,6 +56,20 @@ fn wait_for_metrics(port: u16, ready: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// Writes the pipeline file and starts `weir run` on it, serving on `port`.
+fn spawn_listening(pipeline: &std::path::Path, text: &str, port: u16) -> Reaper {
+    std::fs::write(pipeline, text).unwrap();
+    Reaper(Some(
+        weir()
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .arg(pipeline)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
 fn sigterm(child: &mut Reaper) -> std::process::Output {
     let pid = child.0.as_ref().unwrap().id();
     let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
@@ -104,17 +118,7 @@ path = {dead}
         out = toml_path(&dir.path().join("out.ndjson")),
         dead = toml_path(&dir.path().join("dead.ndjson")),
     );
-    let pipeline = dir.path().join("runaway.toml");
-    std::fs::write(&pipeline, text).unwrap();
-    let mut child = Reaper(Some(
-        weir()
-            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-            .arg(&pipeline)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let mut child = spawn_listening(&dir.path().join("runaway.toml"), &text, port);
     // The poisoned batch fails and is counted; generated events keep flowing after it.
     let first = wait_for_metrics(port, |b| {
         metric(b, "weir_plugin_instance_restarts_total", &["reason=\"plugin-deadline\""]) == Some(1.0)
@@ -157,30 +161,10 @@ path = {out}
         plugin = toml_path(&plugin("identity")),
         out = toml_path(&dir.path().join("out.ndjson")),
     );
-    let pipeline = dir.path().join("live.toml");
-    std::fs::write(&pipeline, text).unwrap();
-    let mut child = Reaper(Some(
-        weir()
-            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-            .arg(&pipeline)
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    let pid = child.0.as_ref().unwrap().id();
-
-    let started = Instant::now();
-    let body = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server never answered");
-        if let Some((200, _)) = get(port, "/readyz")
-            && let Some((200, body)) = get(port, "/metrics")
-            && metric(&body, "weir_step_events_in_total", &["step=\"pass\""]).unwrap_or(0.0) > 0.0
-        {
-            break body;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut child = spawn_listening(&dir.path().join("live.toml"), &text, port);
+    let body =
+        wait_for_metrics(port, |b| metric(b, "weir_step_events_in_total", &["step=\"pass\""]).unwrap_or(0.0) > 0.0);
+    assert_eq!(get(port, "/readyz"), Some((200, "ready\n".to_string())));
     assert_eq!(get(port, "/healthz"), Some((200, "ok\n".to_string())));
     let live = "pipeline=\"live\"";
     for (name, labels) in [
@@ -201,9 +185,7 @@ path = {out}
         assert_eq!(v, Some(0.0), "every dead-letter reason is exported from the start ({reason})");
     }
 
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    assert!(status.success());
-    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    let out = sigterm(&mut child);
     assert!(out.status.success(), "exit after SIGTERM: {}\n{}", out.status, stderr(&out));
     let summary = stderr(&out);
     let read: u64 = summary

@@ -85,6 +85,11 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         None => None,
     };
 
+    // Every plugin has started and every source and sink is open: ready,
+    // before the first event moves.
+    metrics.set_up(true);
+    ready.store(true, Ordering::Relaxed);
+
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = crossbeam_channel::bounded::<Ingested>(CHANNEL_BATCHES);
     let mut source_threads = Vec::new();
@@ -149,8 +154,6 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         result.context("worker failed")
     })?;
 
-    metrics.set_up(true);
-    ready.store(true, Ordering::Relaxed);
     let server_addr = server.as_ref().map(|s| s.addr);
     Ok(Running {
         metrics,
