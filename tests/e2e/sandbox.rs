@@ -20,7 +20,7 @@ fn run_hostile(plugin_name: &str, field: &str, limits: &str) -> (Vec<u64>, Vec<s
 
 #[test]
 fn an_endless_loop_is_stopped_by_the_deadline() {
-    let (seqs, dead, _) = run_hostile("spin_forever", "spin", r#"limits = { deadline = "50ms" }"#);
+    let (seqs, dead, _) = run_hostile("spin_forever", "spin", r#"limits = { deadline = "200ms" }"#);
     assert_eq!(seqs, vec![1, 2, 3, 4, 9, 10, 11, 12], "the batch before and after the spin go through");
     let lines: Vec<u64> = dead.iter().map(|d| d["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, vec![5, 6, 7, 8], "the whole failing batch is dead-lettered");

@@ -103,7 +103,7 @@ rate = 2000
 [[steps]]
 name = "spin"
 plugin = {plugin}
-limits = {{ deadline = "20ms" }}
+limits = {{ deadline = "200ms" }}
 
 [[sinks]]
 name = "out"
@@ -121,7 +121,7 @@ path = {dead}
     let mut child = spawn_listening(&dir.path().join("runaway.toml"), &text, port);
     // The poisoned batch fails and is counted; generated events keep flowing after it.
     let first = wait_for_metrics(port, |b| {
-        metric(b, "weir_plugin_instance_restarts_total", &["reason=\"plugin-deadline\""]) == Some(1.0)
+        metric(b, "weir_plugin_instance_restarts_total", &["reason=\"plugin-deadline\""]).unwrap_or(0.0) >= 1.0
             && metric(b, "weir_sink_events_total", &["sink=\"out\""]).unwrap_or(0.0) > 0.0
     });
     let written = metric(&first, "weir_sink_events_total", &["sink=\"out\""]).unwrap();
