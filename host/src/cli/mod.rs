@@ -55,17 +55,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let engine = crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?;
             let metrics = crate::metrics::Metrics::new(&spec.name);
             for step in &spec.steps {
-                let plugin = engine.load(&step.plugin).map_err(|e| anyhow::anyhow!("step `{}`: {e}", step.name))?;
-                let digest = plugin.digest.clone();
-                let settings = crate::plugin::InstanceSettings {
-                    step: step.name.clone(),
-                    config: step.config.clone(),
-                    limits: step.limits.clone(),
-                    metrics: metrics.plugin_api(&step.name),
-                };
-                crate::plugin::PluginInstance::start(plugin, settings)
-                    .map_err(|e| anyhow::anyhow!("step `{}`: {e}", step.name))?;
-                eprintln!("step `{}`: {} starts (sha256 {digest})", step.name, step.plugin.display());
+                let instance = crate::pipeline::start_plugin(&engine, step, &metrics)?;
+                eprintln!("step `{}`: {} starts (sha256 {})", step.name, step.plugin.display(), instance.digest());
             }
             eprintln!("{}: ok", pipeline.display());
             Ok(ExitCode::SUCCESS)

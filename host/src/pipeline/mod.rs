@@ -8,6 +8,6 @@ mod step;
 mod worker;
 
 pub use plugin_step::PluginStep;
-pub use run::{RunOptions, RunReport, Running, start};
+pub use run::{RunOptions, RunReport, Running, start, start_plugin};
 pub use step::{Outputs, Step};
 pub use worker::Worker;

@@ -4,7 +4,7 @@
 use super::plugin_step::PluginStep;
 use super::step::Step;
 use super::worker::{SinkSlot, Worker};
-use crate::config::PipelineSpec;
+use crate::config::{PipelineSpec, StepSpec};
 use crate::dead_letter::{self, DeadLetters};
 use crate::event::Batch;
 use crate::metrics::{Family, Metrics};
@@ -175,19 +175,25 @@ fn build_steps(spec: &PipelineSpec, opts: &RunOptions, metrics: &Metrics) -> any
     let engine = PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
     for s in &spec.steps {
-        let plugin = engine.load(&s.plugin).with_context(|| format!("step `{}`", s.name))?;
-        let settings = InstanceSettings {
-            step: s.name.clone(),
-            config: s.config.clone(),
-            limits: s.limits.clone(),
-            metrics: metrics.plugin_api(&s.name),
-        };
-        let digest = plugin.digest.clone();
-        let instance = PluginInstance::start(plugin, settings).with_context(|| format!("step `{}`", s.name))?;
-        tracing::info!(step = %s.name, plugin = %s.plugin.display(), %digest, "plugin started");
+        let instance = start_plugin(&engine, s, metrics)?;
         steps.push(Box::new(PluginStep::new(s.name.clone(), instance, metrics.step(&s.name))));
     }
     Ok(steps)
+}
+
+/// Loads a step's plugin and starts an instance with its config and limits;
+/// errors name the step.
+pub fn start_plugin(engine: &PluginEngine, s: &StepSpec, metrics: &Metrics) -> anyhow::Result<PluginInstance> {
+    let plugin = engine.load(&s.plugin).with_context(|| format!("step `{}`", s.name))?;
+    let settings = InstanceSettings {
+        step: s.name.clone(),
+        config: s.config.clone(),
+        limits: s.limits.clone(),
+        metrics: metrics.plugin_api(&s.name),
+    };
+    let instance = PluginInstance::start(plugin, settings).with_context(|| format!("step `{}`", s.name))?;
+    tracing::info!(step = %s.name, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");
+    Ok(instance)
 }
 
 impl Running {

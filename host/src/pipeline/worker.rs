@@ -27,7 +27,7 @@ impl Worker {
 
     /// Runs one batch from the sources through every step.
     pub fn handle(&mut self, batch: Batch, dead: &DeadLetters) -> std::io::Result<()> {
-        self.deliver(&Route::Sources, &batch)?;
+        self.deliver(|r| *r == Route::Sources, &batch)?;
         self.run_from(0, batch, dead)
     }
 
@@ -39,13 +39,6 @@ impl Worker {
             let main = self.emit(i, out)?;
             self.run_from(i + 1, main, dead)?;
         }
-        for slot in &mut self.sinks {
-            slot.sink.flush()?;
-        }
-        Ok(())
-    }
-
-    pub fn flush(&mut self) -> std::io::Result<()> {
         for slot in &mut self.sinks {
             slot.sink.flush()?;
         }
@@ -67,20 +60,25 @@ impl Worker {
     /// and returns the main output for the next step.
     fn emit(&mut self, step: usize, out: Outputs) -> std::io::Result<Batch> {
         for (name, batch) in &out.named {
-            self.deliver(&Route::Step { step, output: name.clone() }, batch)?;
+            self.deliver(|r| is_output(r, step, name), batch)?;
         }
-        self.deliver(&Route::Step { step, output: "out".into() }, &out.main)?;
+        self.deliver(|r| is_output(r, step, "out"), &out.main)?;
         Ok(out.main)
     }
 
-    fn deliver(&mut self, route: &Route, batch: &Batch) -> std::io::Result<()> {
+    fn deliver(&mut self, takes: impl Fn(&Route) -> bool, batch: &Batch) -> std::io::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        for slot in self.sinks.iter_mut().filter(|s| &s.from == route) {
+        for slot in self.sinks.iter_mut().filter(|s| takes(&s.from)) {
             let n = slot.sink.write(batch, None)?;
             slot.events.inc_by(n as u64);
         }
         Ok(())
     }
+}
+
+/// Whether `route` takes output `name` of step `step`.
+fn is_output(route: &Route, step: usize, name: &str) -> bool {
+    matches!(route, Route::Step { step: s, output } if *s == step && output == name)
 }
