@@ -1,0 +1,31 @@
+//! Tumbling windows: fixed size, contiguous, one window per event —
+//! `(k·size, (k+1)·size]`, aligned to the epoch.
+
+use super::aligned::Assigner;
+
+pub fn assigner(size: i64) -> Assigner {
+    Assigner { size, hop: size }
+}
+
+/// The end of the one tumbling window holding `t`.
+#[inline]
+pub fn end_of(t: i64, size: i64) -> i64 {
+    // (start, end]: a time on a boundary belongs to the window it ends.
+    t.div_euclid(size) * size + if t.rem_euclid(size) == 0 { 0 } else { size }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_on_a_boundary_closes_the_window_before_it() {
+        assert_eq!(end_of(300_000, 300_000), 300_000);
+        assert_eq!(end_of(300_001, 300_000), 600_000);
+        assert_eq!(end_of(1, 300_000), 300_000);
+        assert_eq!(end_of(0, 10), 0);
+        assert_eq!(end_of(-1, 10), 0);
+        assert_eq!(end_of(-10, 10), -10);
+        assert_eq!(assigner(10).ends(25).collect::<Vec<_>>(), vec![30]);
+    }
+}
