@@ -20,6 +20,8 @@ pub mod event;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
+pub mod query;
 pub mod server;
 pub mod sinks;
 pub mod sources;
+pub mod window;

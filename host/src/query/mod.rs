@@ -1,0 +1,24 @@
+//! The query step: Stream Analytics-style SQL over events, with
+//! event-time windows.
+//!
+//! - [`parse`]: SQL → [`Plan`], refusing what cannot run.
+//! - `extract`: the fields a plan reads, from each JSON event.
+//! - `eval`: values and expressions (WHERE, HAVING, SELECT).
+//! - `key`: group keys as bytes.
+//! - `output`: results as JSON.
+//! - [`QueryStep`]: the step itself, on top of [`crate::window`].
+
+mod eval;
+mod extract;
+mod key;
+mod output;
+mod parse;
+mod plan;
+mod step;
+
+#[cfg(test)]
+mod golden;
+
+pub use parse::{QueryError, WINDOW_END, WINDOW_START, parse};
+pub use plan::{Body, Plan};
+pub use step::{QueryStep, QueryStepSettings};
