@@ -8,3 +8,4 @@ mod drug_interactions;
 mod python_plugin;
 mod sandbox;
 mod server;
+mod windows;

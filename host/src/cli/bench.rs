@@ -8,7 +8,9 @@
 #![allow(clippy::print_stdout, reason = "the report is the command's output")]
 
 use super::progress::si;
-use crate::config::{Limits, PipelineSpec, Route, SinkSpec, SinkSpecKind, SourceSpec, SourceSpecKind, StepSpec};
+use crate::config::{
+    Limits, PipelineSpec, PluginSpec, Route, SinkSpec, SinkSpecKind, SourceSpec, SourceSpecKind, StepSpec, StepSpecKind,
+};
 use crate::dead_letter::DeadLetters;
 use crate::event::Batch;
 use crate::metrics::Metrics;
@@ -130,9 +132,11 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
     let steps: Vec<StepSpec> = plugin
         .map(|p| StepSpec {
             name: "plugin".into(),
-            plugin: p.to_path_buf(),
-            config: String::new(),
-            limits: Limits::default(),
+            kind: StepSpecKind::Plugin(PluginSpec {
+                plugin: p.to_path_buf(),
+                config: String::new(),
+                limits: Limits::default(),
+            }),
         })
         .into_iter()
         .collect();

@@ -52,15 +52,32 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args, cli.quiet),
         Command::Validate { pipeline } => {
             let spec = crate::config::load(&pipeline)?;
-            let engine = crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?;
+            let mut engine = None;
             let metrics = crate::metrics::Metrics::new(&spec.name);
             for step in &spec.steps {
-                let instance = crate::pipeline::start_plugin(&engine, step, &metrics)?;
-                eprintln!("step `{}`: {} starts (sha256 {})", step.name, step.plugin.display(), instance.digest());
+                match &step.kind {
+                    crate::config::StepSpecKind::Plugin(p) => {
+                        let engine = match &mut engine {
+                            Some(e) => e,
+                            None => {
+                                engine.insert(crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?)
+                            }
+                        };
+                        let instance = crate::pipeline::start_plugin(engine, &step.name, p, &metrics)?;
+                        eprintln!("step `{}`: {} starts (sha256 {})", step.name, p.plugin.display(), instance.digest());
+                    }
+                    crate::config::StepSpecKind::Query(q) => {
+                        eprintln!("step `{}`: query plan\n{}", step.name, indent(&q.plan.to_string()));
+                    }
+                }
             }
             eprintln!("{}: ok", pipeline.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::bench(args),
     }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
 }

@@ -82,6 +82,16 @@ pub struct SourceConfig {
     pub keys: Option<u64>,
     /// generator: random seed, so that runs repeat; default 1.
     pub seed: Option<u64>,
+    /// generator: event time of the first event, RFC 3339 (default: now).
+    pub start: Option<String>,
+    /// generator: event time between events, e.g. "50ms" (default: 1/rate,
+    /// or 1ms when unthrottled).
+    #[serde(default, with = "humantime_serde::option")]
+    pub interval: Option<Duration>,
+    /// generator: each event time moves by a random amount up to ± this,
+    /// so events arrive out of order (default "0s").
+    #[serde(default, with = "humantime_serde::option")]
+    pub jitter: Option<Duration>,
 }
 
 /// The kinds of source.
@@ -105,21 +115,27 @@ pub enum GeneratorKind {
 }
 
 /// `[[steps]]`: processing, in order; each step takes the previous step's
-/// main output (or all sources, for the first).
+/// main output (or all sources, for the first). A step runs a plugin
+/// (`plugin`) or a query (`query`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
     /// Unique name; a label on metrics and the `step` of dead-letter records.
     pub name: Spanned<String>,
     /// Path of the plugin component (.wasm).
-    pub plugin: Spanned<PathBuf>,
-    /// Configuration string handed to the plugin's `init`.
+    pub plugin: Option<Spanned<PathBuf>>,
+    /// plugin: configuration string handed to the plugin's `init`.
     pub config: Option<String>,
-    /// A file whose contents are handed to `init` instead of `config`.
+    /// plugin: a file whose contents are handed to `init` instead of `config`.
     pub config_file: Option<Spanned<PathBuf>>,
-    /// Sandbox limits for each call.
-    #[serde(default)]
-    pub limits: Limits,
+    /// plugin: sandbox limits for each call.
+    pub limits: Option<Limits>,
+    /// A query in Stream Analytics-style SQL (see docs/queries.md).
+    pub query: Option<Spanned<String>>,
+    /// query: how long after a window fires a late event still corrects
+    /// it (default "0s": a late event goes to the `late` output at once).
+    #[serde(default, with = "humantime_serde::option")]
+    pub allowed_lateness: Option<Duration>,
 }
 
 /// Per-call sandbox limits of a plugin step.

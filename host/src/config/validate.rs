@@ -38,6 +38,12 @@ pub enum SourceSpecKind {
 #[derive(Debug, Clone, Copy)]
 pub struct GeneratorSpec {
     pub generate: GeneratorKind,
+    /// Event time of the first event, epoch ms; `None`: the time of start.
+    pub start_ms: Option<i64>,
+    /// Event time between events, microseconds; `None`: from the rate.
+    pub interval_us: Option<u64>,
+    /// Largest random shift of an event time, milliseconds.
+    pub jitter_ms: u64,
     /// Events per second, 0 = unthrottled.
     pub rate: u64,
     pub count: Option<u64>,
@@ -48,9 +54,27 @@ pub struct GeneratorSpec {
 #[derive(Debug, Clone)]
 pub struct StepSpec {
     pub name: String,
+    pub kind: StepSpecKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepSpecKind {
+    Plugin(PluginSpec),
+    Query(QuerySpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
     pub plugin: PathBuf,
     pub config: String,
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    pub sql: String,
+    pub plan: crate::query::Plan,
+    pub allowed_lateness: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +128,14 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
         unique(&s.name, &format!("sinks[{i}].name"))?;
     }
     let sources = file.sources.iter().enumerate().map(|(i, s)| source(i, s, at)).collect::<Result<_, _>>()?;
-    let steps = file.steps.iter().enumerate().map(|(i, s)| step(i, s, at)).collect::<Result<Vec<_>, _>>()?;
+    let mut steps: Vec<StepSpec> = Vec::new();
+    for (i, s) in file.steps.iter().enumerate() {
+        let input = match steps.last() {
+            Some(prev) => Input::Step(&prev.name),
+            None => Input::Sources(file.sources.iter().map(|s| s.name.get_ref().as_str()).collect()),
+        };
+        steps.push(step(i, s, input, at)?);
+    }
     let sinks = file.sinks.iter().enumerate().map(|(i, s)| sink(i, s, &steps, at)).collect::<Result<_, _>>()?;
     Ok(PipelineSpec {
         name: p.name.clone(),
@@ -136,6 +167,9 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
                 ("count", s.count.is_some()),
                 ("keys", s.keys.is_some()),
                 ("seed", s.seed.is_some()),
+                ("start", s.start.is_some()),
+                ("interval", s.interval.is_some()),
+                ("jitter", s.jitter.is_some()),
             ] {
                 not_for(field, present, "file")?;
             }
@@ -165,8 +199,24 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
             if keys == 0 {
                 return Err(at.error(kind_span.clone(), key("keys"), "must be at least 1"));
             }
+            let start_ms = match &s.start {
+                None => None,
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| {
+                            at.error(kind_span.clone(), key("start"), format!("`{t}` is not an RFC 3339 time ({e})"))
+                        })?
+                        .timestamp_millis(),
+                ),
+            };
+            if s.interval.is_some_and(|i| i.is_zero()) {
+                return Err(at.error(kind_span.clone(), key("interval"), "must be more than zero"));
+            }
             SourceSpecKind::Generator(GeneratorSpec {
                 generate,
+                start_ms,
+                interval_us: s.interval.map(|i| i.as_micros() as u64),
+                jitter_ms: s.jitter.map_or(0, |j| j.as_millis() as u64),
                 rate: s.rate.unwrap_or(0),
                 count: s.count,
                 keys,
@@ -183,14 +233,81 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
     })
 }
 
-fn step(i: usize, s: &StepConfig, at: &Locator<'_>) -> Result<StepSpec, ConfigError> {
+/// What a step reads: the sources (first step) or the step before it.
+enum Input<'a> {
+    Sources(Vec<&'a str>),
+    Step(&'a str),
+}
+
+fn step(i: usize, s: &StepConfig, input: Input<'_>, at: &Locator<'_>) -> Result<StepSpec, ConfigError> {
     let key = |field: &str| format!("steps[{i}].{field}");
-    let plugin = s.plugin.get_ref();
-    if !plugin.is_file() {
+    let name = s.name.get_ref().clone();
+    let kind = match (&s.plugin, &s.query) {
+        (Some(_), Some(q)) => {
+            return Err(at.error(Some(q.span()), key("query"), "a step runs a `plugin` or a `query`, not both"));
+        }
+        (None, None) => {
+            return Err(at.error(Some(s.name.span()), key("plugin"), "a step needs a `plugin` or a `query`"));
+        }
+        (Some(plugin), None) => {
+            if s.allowed_lateness.is_some() {
+                return Err(at.error(Some(plugin.span()), key("allowed_lateness"), "applies only to query steps"));
+            }
+            StepSpecKind::Plugin(plugin_step(i, s, plugin, at)?)
+        }
+        (None, Some(query)) => {
+            for (field, present) in [
+                ("config", s.config.is_some()),
+                ("config_file", s.config_file.is_some()),
+                ("limits", s.limits.is_some()),
+            ] {
+                if present {
+                    return Err(at.error(Some(query.span()), key(field), "applies only to plugin steps"));
+                }
+            }
+            let plan = crate::query::parse(query.get_ref())
+                .map_err(|e| at.error(Some(query.span()), key("query"), e.to_string()))?;
+            let from_ok = match &input {
+                Input::Sources(names) => names.len() == 1 && names[0] == plan.from,
+                Input::Step(prev) => *prev == plan.from,
+            };
+            if !from_ok {
+                let expected = match &input {
+                    Input::Sources(names) if names.len() == 1 => format!("the source `{}`", names[0]),
+                    Input::Sources(names) => format!(
+                        "one source, but this first step receives every source ({}); give the query its own pipeline or a step before it",
+                        names.join(", ")
+                    ),
+                    Input::Step(prev) => format!("the step before it, `{prev}`"),
+                };
+                return Err(at.error(
+                    Some(query.span()),
+                    key("query"),
+                    format!("FROM `{}`: this step reads {expected}", plan.from),
+                ));
+            }
+            StepSpecKind::Query(QuerySpec {
+                sql: query.get_ref().clone(),
+                plan,
+                allowed_lateness: s.allowed_lateness.unwrap_or_default(),
+            })
+        }
+    };
+    Ok(StepSpec { name, kind })
+}
+
+fn plugin_step(
+    i: usize,
+    s: &StepConfig,
+    plugin: &toml::Spanned<PathBuf>,
+    at: &Locator<'_>,
+) -> Result<PluginSpec, ConfigError> {
+    let key = |field: &str| format!("steps[{i}].{field}");
+    if !plugin.get_ref().is_file() {
         return Err(at.error(
-            Some(s.plugin.span()),
+            Some(plugin.span()),
             key("plugin"),
-            format!("plugin file `{}` not found", plugin.display()),
+            format!("plugin file `{}` not found", plugin.get_ref().display()),
         ));
     }
     let config = match (&s.config, &s.config_file) {
@@ -203,13 +320,14 @@ fn step(i: usize, s: &StepConfig, at: &Locator<'_>) -> Result<StepSpec, ConfigEr
         })?,
         (None, None) => String::new(),
     };
-    if s.limits.deadline.is_zero() {
+    let limits = s.limits.clone().unwrap_or_default();
+    if limits.deadline.is_zero() {
         return Err(at.error(Some(s.name.span()), key("limits.deadline"), "must be more than zero"));
     }
-    if s.limits.memory.as_u64() < 1 << 20 {
+    if limits.memory.as_u64() < 1 << 20 {
         return Err(at.error(Some(s.name.span()), key("limits.memory"), "must be at least 1MiB"));
     }
-    Ok(StepSpec { name: s.name.get_ref().clone(), plugin: plugin.clone(), config, limits: s.limits.clone() })
+    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits })
 }
 
 fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Result<SinkSpec, ConfigError> {

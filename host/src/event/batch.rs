@@ -1,6 +1,8 @@
 //! A batch of events in the same flat layout as the plugin contract: one
 //! buffer of payloads, their end offsets, event times, and where each came from.
 
+use std::sync::Arc;
+
 /// Where an event entered the pipeline; dead-letter records carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Origin {
@@ -19,6 +21,35 @@ pub struct Batch {
     pub ends: Vec<u32>,
     pub timestamps: Vec<i64>,
     pub origins: Vec<Origin>,
+    /// Field values read while the batch was decoded at ingestion, for a
+    /// query step right after the source, so that each event is parsed once.
+    pub columns: Option<Columns>,
+}
+
+/// Values of named fields, `fields.len()` cells per event, in event order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Columns {
+    pub fields: Arc<[String]>,
+    pub cells: Vec<Cell>,
+    /// Strings that held escapes, decoded; [`Cell::Escaped`] indexes them.
+    pub escaped: Vec<String>,
+}
+
+/// One field's value in one event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell {
+    /// Null, or absent.
+    Null,
+    Bool(bool),
+    Num(f64),
+    /// A string without escapes: bytes `start..end` of the event's payload.
+    Str {
+        start: u32,
+        end: u32,
+    },
+    Escaped(u32),
+    /// An array or an object.
+    Nested,
 }
 
 impl Batch {
@@ -28,6 +59,7 @@ impl Batch {
             ends: Vec::with_capacity(events),
             timestamps: Vec::with_capacity(events),
             origins: Vec::with_capacity(events),
+            columns: None,
         }
     }
 
@@ -44,6 +76,7 @@ impl Batch {
         self.ends.clear();
         self.timestamps.clear();
         self.origins.clear();
+        self.columns = None;
     }
 
     /// Payload of event `i`.

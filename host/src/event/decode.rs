@@ -2,14 +2,19 @@
 //! must be one JSON object), and only the fields the runtime needs (event
 //! time, key) are read; everything else is skipped without allocating.
 
+use super::Cell;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
+use std::sync::Arc;
 
 /// Which fields to read from each event of a source.
 #[derive(Debug, Clone, Default)]
 pub struct FieldPlan {
     pub timestamp_field: Option<String>,
     pub key_field: Option<String>,
+    /// Fields whose values a query step right after the source reads:
+    /// kept as [`Cell`]s so the step does not parse the event again.
+    pub columns: Option<Arc<[String]>>,
 }
 
 /// What ingestion needs from an event.
@@ -42,13 +47,26 @@ impl DecodeError {
 
 /// Checks that `bytes` is one JSON object and reads the planned fields.
 pub fn decode(bytes: &[u8], plan: &FieldPlan) -> Result<Decoded, DecodeError> {
+    decode_into(bytes, plan, &mut Vec::new(), &mut Vec::new())
+}
+
+/// [`decode`], also appending one cell per planned column to `cells`
+/// (escaped strings go to `escaped`). On error, `cells` may hold a partial
+/// row: the caller truncates it.
+pub fn decode_into(
+    bytes: &[u8],
+    plan: &FieldPlan,
+    cells: &mut Vec<Cell>,
+    escaped: &mut Vec<String>,
+) -> Result<Decoded, DecodeError> {
+    let first = cells.len();
+    if let Some(cols) = &plan.columns {
+        cells.resize(first + cols.len(), Cell::Null);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let found = Extract { plan }.deserialize(&mut de).and_then(|found| de.end().map(|()| found));
-    let found = found.map_err(|e| match field_error(&e) {
-        Some(err) => err,
-        // Each event is one line, so serde_json's "line 1" says nothing.
-        None => DecodeError::Json(e.to_string().replace(" at line 1 column ", " at column ")),
-    })?;
+    let row = Row { bytes, cells: &mut cells[first..], escaped };
+    let found = Extract { plan, row }.deserialize(&mut de).and_then(|found| de.end().map(|()| found));
+    let found = found.map_err(json_error)?;
     if let Some(field) = &plan.timestamp_field
         && found.timestamp.is_none()
     {
@@ -60,6 +78,15 @@ pub fn decode(bytes: &[u8], plan: &FieldPlan) -> Result<Decoded, DecodeError> {
         return Err(DecodeError::MissingField(field.clone()));
     }
     Ok(Decoded { timestamp: found.timestamp })
+}
+
+/// The error for a failed parse: a field's own error, or where the JSON broke.
+pub(crate) fn json_error(e: serde_json::Error) -> DecodeError {
+    match field_error(&e) {
+        Some(err) => err,
+        // Each event is one line, so serde_json's "line 1" says nothing.
+        None => DecodeError::Json(e.to_string().replace(" at line 1 column ", " at column ")),
+    }
 }
 
 /// Field errors travel through serde_json as custom errors with a marker prefix.
@@ -74,12 +101,20 @@ fn field_error(e: &serde_json::Error) -> Option<DecodeError> {
     Some(DecodeError::BadField { field: field.to_string(), message: message.to_string() })
 }
 
-fn bad_field<E: de::Error>(field: &str, message: impl fmt::Display) -> E {
+pub(crate) fn bad_field<E: de::Error>(field: &str, message: impl fmt::Display) -> E {
     E::custom(format_args!("{FIELD_MARK}{field}\u{1}{message}"))
 }
 
-struct Extract<'p> {
+struct Extract<'p, 'r> {
     plan: &'p FieldPlan,
+    row: Row<'r>,
+}
+
+/// Where column values go: the cells of the event `bytes`.
+struct Row<'r> {
+    bytes: &'r [u8],
+    cells: &'r mut [Cell],
+    escaped: &'r mut Vec<String>,
 }
 
 struct Found {
@@ -87,14 +122,14 @@ struct Found {
     has_key: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for Extract<'_> {
+impl<'de> DeserializeSeed<'de> for Extract<'_, '_> {
     type Value = Found;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Extract<'_> {
+impl<'de> Visitor<'de> for Extract<'_, '_> {
     type Value = Found;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -104,9 +139,33 @@ impl<'de> Visitor<'de> for Extract<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
         let ts_field = self.plan.timestamp_field.as_deref();
         let key_field = self.plan.key_field.as_deref();
+        let columns = self.plan.columns.as_deref().unwrap_or_default();
+        let row = self.row;
         let mut found = Found { timestamp: None, has_key: false };
         while let Some(name) = map.next_key::<FieldName<'de>>()? {
-            if name.is(ts_field) {
+            if let Some(i) = columns.iter().position(|c| name.is(Some(c))) {
+                let cell = map.next_value_seed(CellSeed { bytes: row.bytes, escaped: &mut *row.escaped })?;
+                row.cells[i] = cell;
+                if name.is(ts_field) {
+                    let field = ts_field.unwrap_or_default();
+                    let seed = TimestampSeed { field };
+                    found.timestamp = Some(match cell {
+                        Cell::Num(n) => seed.visit_f64(n)?,
+                        Cell::Str { start, end } => {
+                            let text = &row.bytes[start as usize..end as usize];
+                            seed.visit_str(std::str::from_utf8(text).map_err(de::Error::custom)?)?
+                        }
+                        Cell::Escaped(j) => seed.visit_str(&row.escaped[j as usize])?,
+                        Cell::Null => seed.visit_unit()?,
+                        Cell::Bool(b) => seed.visit_bool(b)?,
+                        Cell::Nested => {
+                            return Err(bad_field(field, "expected epoch milliseconds or an RFC 3339 string"));
+                        }
+                    });
+                } else if name.is(key_field) {
+                    found.has_key = true;
+                }
+            } else if name.is(ts_field) {
                 let field = ts_field.unwrap_or_default();
                 found.timestamp = Some(map.next_value_seed(TimestampSeed { field })?);
             } else if name.is(key_field) {
@@ -123,13 +182,13 @@ impl<'de> Visitor<'de> for Extract<'_> {
 
 /// An object key as raw bytes, borrowed from the input unless it holds
 /// escapes. Keys are compared, not kept, so they skip UTF-8 validation.
-enum FieldName<'de> {
+pub(crate) enum FieldName<'de> {
     Borrowed(&'de [u8]),
     Owned(Vec<u8>),
 }
 
 impl FieldName<'_> {
-    fn is(&self, name: Option<&str>) -> bool {
+    pub(crate) fn is(&self, name: Option<&str>) -> bool {
         let bytes = match self {
             FieldName::Borrowed(b) => b,
             FieldName::Owned(b) => b.as_slice(),
@@ -164,8 +223,8 @@ impl<'de> de::Deserialize<'de> for FieldName<'de> {
 }
 
 /// Event time: epoch milliseconds (integer or float) or an RFC 3339 string.
-struct TimestampSeed<'f> {
-    field: &'f str,
+pub(crate) struct TimestampSeed<'f> {
+    pub(crate) field: &'f str,
 }
 
 impl<'de> DeserializeSeed<'de> for TimestampSeed<'_> {
@@ -221,6 +280,63 @@ impl<'de> Visitor<'de> for TimestampSeed<'_> {
     }
 }
 
+/// A column's value as a [`Cell`]: strings without escapes as offsets into
+/// the event, others decoded into `escaped`.
+struct CellSeed<'r> {
+    bytes: &'r [u8],
+    escaped: &'r mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Cell;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cell, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = Cell;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Cell, E> {
+        Ok(Cell::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell, E> {
+        Ok(Cell::Num(v as f64))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell, E> {
+        Ok(Cell::Num(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cell, E> {
+        Ok(Cell::Num(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cell, E> {
+        // A borrowed string lies inside the event: keep its offsets.
+        let start = (v.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        match start.checked_add(v.len()) {
+            Some(end) if end <= self.bytes.len() => Ok(Cell::Str { start: start as u32, end: end as u32 }),
+            _ => self.visit_str(v),
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cell, E> {
+        self.escaped.push(v.to_string());
+        Ok(Cell::Escaped((self.escaped.len() - 1) as u32))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Cell, E> {
+        Ok(Cell::Null)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Cell, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Cell::Nested)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cell, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Cell::Nested)
+    }
+}
+
 /// A key: a string or a number.
 struct KeySeed<'f> {
     field: &'f str,
@@ -271,7 +387,7 @@ mod tests {
     use super::*;
 
     fn plan() -> FieldPlan {
-        FieldPlan { timestamp_field: Some("EventTime".into()), key_field: Some("PatientId".into()) }
+        FieldPlan { timestamp_field: Some("EventTime".into()), key_field: Some("PatientId".into()), columns: None }
     }
 
     #[test]

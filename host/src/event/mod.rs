@@ -1,7 +1,7 @@
 //! Events as the runtime moves them: in flat batches, never one by one.
 
 mod batch;
-mod decode;
+pub(crate) mod decode;
 
-pub use batch::{Batch, Origin};
-pub use decode::{DecodeError, Decoded, FieldPlan, decode};
+pub use batch::{Batch, Cell, Columns, Origin};
+pub use decode::{DecodeError, Decoded, FieldPlan, decode, decode_into};

@@ -29,6 +29,10 @@ pub struct Metrics {
     batch_events: HistogramVec,
     sink_events: IntCounterVec,
     up: IntGaugeVec,
+    late_events: IntCounterVec,
+    window_rows: IntCounterVec,
+    windows_open: IntGaugeVec,
+    watermark: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -65,7 +69,30 @@ impl Metrics {
         let up =
             IntGaugeVec::new(Opts::new("weir_pipeline_up", "1 while the pipeline is running."), &[]).expect("valid");
         registry.register(Box::new(up.clone())).expect("metric registered once");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["step"]).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("metric registered once");
+            g
+        };
+        let windows_open =
+            gauge("weir_windows_open", "Windows (sliding, session: keys) holding state in a query step.");
+        let watermark =
+            gauge("weir_watermark_milliseconds", "Event-time watermark of a query step, epoch milliseconds.");
         Metrics {
+            late_events: counter(
+                r,
+                "weir_late_events_total",
+                "Events too late for any open window (sent to the step's `late` output, or dead-lettered).",
+                &["step"],
+            ),
+            window_rows: counter(
+                r,
+                "weir_window_results_total",
+                "Window results emitted by a query step, by kind (final, correction, retraction).",
+                &["step", "kind"],
+            ),
+            windows_open,
+            watermark,
             source_events: counter(
                 r,
                 "weir_source_events_total",
@@ -157,6 +184,17 @@ impl Metrics {
         }
     }
 
+    pub fn window(&self, step: &str) -> WindowMetrics {
+        WindowMetrics {
+            late: self.late_events.with_label_values(&[step]),
+            finals: self.window_rows.with_label_values(&[step, "final"]),
+            corrections: self.window_rows.with_label_values(&[step, "correction"]),
+            retractions: self.window_rows.with_label_values(&[step, "retraction"]),
+            open: self.windows_open.with_label_values(&[step]),
+            watermark: self.watermark.with_label_values(&[step]),
+        }
+    }
+
     pub fn plugin_api(&self, step: &str) -> PluginApiMetrics {
         PluginApiMetrics {
             step: step.to_string(),
@@ -218,6 +256,7 @@ pub const DEAD_LETTER_REASONS: &[&str] = &[
     "plugin-memory",
     "plugin-invalid-output",
     "plugin-unavailable",
+    "late-event",
 ];
 
 /// Families the run summary reads back.
@@ -262,6 +301,17 @@ impl StepMetrics {
     pub fn restarted(&self, reason: &str) {
         self.restarts.with_label_values(&[&self.step, reason]).inc();
     }
+}
+
+/// Handles for a query step's windows.
+#[derive(Clone)]
+pub struct WindowMetrics {
+    pub late: IntCounter,
+    pub finals: IntCounter,
+    pub corrections: IntCounter,
+    pub retractions: IntCounter,
+    pub open: prometheus::IntGauge,
+    pub watermark: prometheus::IntGauge,
 }
 
 /// Most distinct names one plugin may create through the metrics host API.

@@ -73,6 +73,8 @@ impl PluginStep {
             if e.inputs.iter().enumerate().all(|(i, &from)| from as usize == i) {
                 self.metrics.main_out.inc_by(input.len() as u64);
                 out.main = input;
+                // Cells read at ingestion were for a query right after the source.
+                out.main.columns = None;
                 return Ok(out);
             }
         }

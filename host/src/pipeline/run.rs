@@ -4,11 +4,12 @@
 use super::plugin_step::PluginStep;
 use super::step::Step;
 use super::worker::{SinkSlot, Worker};
-use crate::config::{PipelineSpec, StepSpec};
+use crate::config::{PipelineSpec, PluginSpec, Route, StepSpecKind};
 use crate::dead_letter::{self, DeadLetters};
-use crate::event::Batch;
+use crate::event::{Batch, FieldPlan};
 use crate::metrics::{Family, Metrics};
 use crate::plugin::{InstanceSettings, PluginEngine, PluginInstance};
+use crate::query::{QueryStep, QueryStepSettings};
 use crate::sources::{self, Fill, Ingested};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -66,7 +67,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let source_names = spec.sources.iter().map(|s| s.name.clone()).collect();
     let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()));
 
-    let steps = build_steps(&spec, &opts, &metrics)?;
+    let (steps, columns) = build_steps(&spec, &opts, &metrics)?;
     let mut sinks = Vec::new();
     for s in &spec.sinks {
         let sink = crate::sinks::open(s).with_context(|| format!("cannot open sink `{}`", s.name))?;
@@ -96,7 +97,12 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     for (name, mut source) in opened {
         let (tx, stop, m) = (tx.clone(), stop.clone(), metrics.source(&name));
         let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
-        let plan = source.field_plan();
+        // A query step right after the sources gets its fields read while
+        // the events are decoded: one parse per event.
+        let plan = source.field_plan().map(|p| match &columns {
+            Some(c) => Arc::new(FieldPlan { columns: Some(c.clone()), ..(*p).clone() }),
+            None => p,
+        });
         let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
             let result = (|| -> std::io::Result<()> {
                 let mut read_so_far = 0;
@@ -168,31 +174,68 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     })
 }
 
-fn build_steps(spec: &PipelineSpec, opts: &RunOptions, metrics: &Metrics) -> anyhow::Result<Vec<Box<dyn Step>>> {
-    if spec.steps.is_empty() {
-        return Ok(Vec::new());
-    }
-    let engine = PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?;
+/// The steps, and the fields to read at ingestion when the first is a query.
+type Built = (Vec<Box<dyn Step>>, Option<Arc<[String]>>);
+
+fn build_steps(spec: &PipelineSpec, opts: &RunOptions, metrics: &Metrics) -> anyhow::Result<Built> {
+    let mut engine = None;
+    let mut columns = None;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
-    for s in &spec.steps {
-        let instance = start_plugin(&engine, s, metrics)?;
-        steps.push(Box::new(PluginStep::new(s.name.clone(), instance, metrics.step(&s.name))));
+    for (i, s) in spec.steps.iter().enumerate() {
+        match &s.kind {
+            StepSpecKind::Plugin(p) => {
+                let engine = match &mut engine {
+                    Some(e) => e,
+                    None => engine.insert(
+                        PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?,
+                    ),
+                };
+                let instance = start_plugin(engine, &s.name, p, metrics)?;
+                steps.push(Box::new(PluginStep::new(s.name.clone(), instance, metrics.step(&s.name))));
+            }
+            StepSpecKind::Query(q) => {
+                let settings = QueryStepSettings {
+                    name: s.name.clone(),
+                    plan: q.plan.clone(),
+                    lateness: i64::try_from(q.allowed_lateness.as_millis()).unwrap_or(i64::MAX),
+                    out_of_orderness: spec
+                        .sources
+                        .iter()
+                        .map(|src| i64::try_from(src.max_out_of_orderness.as_millis()).unwrap_or(i64::MAX))
+                        .collect(),
+                    late_to_dead_letter: !spec
+                        .sinks
+                        .iter()
+                        .any(|k| matches!(&k.from, Route::Step { step, output } if *step == i && output == "late")),
+                };
+                let step = QueryStep::new(settings, metrics.step(&s.name), metrics.window(&s.name));
+                if i == 0 {
+                    columns = Some(step.columns());
+                }
+                steps.push(Box::new(step));
+            }
+        }
     }
-    Ok(steps)
+    Ok((steps, columns))
 }
 
 /// Loads a step's plugin and starts an instance with its config and limits;
 /// errors name the step.
-pub fn start_plugin(engine: &PluginEngine, s: &StepSpec, metrics: &Metrics) -> anyhow::Result<PluginInstance> {
-    let plugin = engine.load(&s.plugin).with_context(|| format!("step `{}`", s.name))?;
+pub fn start_plugin(
+    engine: &PluginEngine,
+    step: &str,
+    s: &PluginSpec,
+    metrics: &Metrics,
+) -> anyhow::Result<PluginInstance> {
+    let plugin = engine.load(&s.plugin).with_context(|| format!("step `{step}`"))?;
     let settings = InstanceSettings {
-        step: s.name.clone(),
+        step: step.to_string(),
         config: s.config.clone(),
         limits: s.limits.clone(),
-        metrics: metrics.plugin_api(&s.name),
+        metrics: metrics.plugin_api(step),
     };
-    let instance = PluginInstance::start(plugin, settings).with_context(|| format!("step `{}`", s.name))?;
-    tracing::info!(step = %s.name, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");
+    let instance = PluginInstance::start(plugin, settings).with_context(|| format!("step `{step}`"))?;
+    tracing::info!(step = %step, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");
     Ok(instance)
 }
 

@@ -25,4 +25,15 @@ pub trait Step: Send {
     fn finish(&mut self, _dead: &DeadLetters) -> std::io::Result<Outputs> {
         Ok(Outputs::default())
     }
+
+    /// The step's state (windows, watermarks) as bytes, for a checkpoint;
+    /// `None` for stateless steps.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Puts back the state a [`Step::snapshot`] of the same step recorded.
+    fn restore(&mut self, _state: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
 }

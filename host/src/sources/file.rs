@@ -29,6 +29,7 @@ impl FileSource {
             plan: Arc::new(FieldPlan {
                 timestamp_field: spec.timestamp_field.clone(),
                 key_field: spec.key_field.clone(),
+                columns: None,
             }),
             line: 0,
             offset: 0,

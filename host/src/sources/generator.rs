@@ -48,7 +48,8 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(spec: GeneratorSpec, index: u16) -> Self {
-        let start_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let start_ms = spec.start_ms.unwrap_or(now_ms);
         Generator {
             spec,
             index,
@@ -68,10 +69,19 @@ impl Generator {
         ((elapsed * self.spec.rate as f64) as u64).saturating_sub(self.produced)
     }
 
-    /// Event time of event `i`: spaced by the rate (1 ms apart when unthrottled).
-    fn event_time(&self, i: u64) -> i64 {
-        let step_us = if self.spec.rate == 0 { 1000 } else { 1_000_000 / self.spec.rate.max(1) };
-        self.start_ms + (i * step_us / 1000) as i64
+    /// Event time of event `i`: spaced by `interval` (else by the rate, or
+    /// 1 ms apart when unthrottled), shifted by up to ± `jitter`.
+    fn event_time(&mut self, i: u64) -> i64 {
+        let step_us = match self.spec.interval_us {
+            Some(us) => us,
+            None if self.spec.rate == 0 => 1000,
+            None => 1_000_000 / self.spec.rate.max(1),
+        };
+        let t = self.start_ms + (i * step_us / 1000) as i64;
+        match self.spec.jitter_ms as i64 {
+            0 => t,
+            j => t + self.rng.random_range(-j..=j),
+        }
     }
 
     fn write_event(&mut self, out: &mut Vec<u8>, ts: i64) -> std::io::Result<()> {
@@ -152,7 +162,16 @@ mod tests {
     use super::*;
 
     fn generate(generate: GeneratorKind, seed: u64, count: u64) -> Batch {
-        let spec = GeneratorSpec { generate, rate: 0, count: Some(count), keys: 10, seed };
+        let spec = GeneratorSpec {
+            generate,
+            start_ms: None,
+            interval_us: None,
+            jitter_ms: 0,
+            rate: 0,
+            count: Some(count),
+            keys: 10,
+            seed,
+        };
         let mut g = Generator::new(spec, 0);
         let mut batch = Batch::default();
         let fill = g.fill(&mut batch, 1000, Duration::from_millis(5)).unwrap();

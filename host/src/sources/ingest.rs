@@ -7,7 +7,7 @@
 //! way each batch is decoded whole by one thread, so order is kept.
 
 use crate::dead_letter::{DeadLetter, DeadLetters};
-use crate::event::{Batch, FieldPlan, decode};
+use crate::event::{Batch, Columns, FieldPlan, decode_into};
 use std::sync::Arc;
 
 /// A batch on its way from a source to the worker.
@@ -59,14 +59,26 @@ impl Ingested {
 /// rest keep their order.
 pub fn decode_batch(batch: &mut Batch, plan: &FieldPlan, refused: &mut Refused) {
     let mut bad = Vec::new();
+    let mut columns = plan.columns.as_ref().map(|fields| Columns {
+        fields: fields.clone(),
+        cells: Vec::with_capacity(batch.len() * fields.len()),
+        escaped: Vec::new(),
+    });
+    let mut no_cells = (Vec::new(), Vec::new());
     for i in 0..batch.len() {
-        match decode(batch.payload(i), plan) {
+        let (cells, escaped) = match &mut columns {
+            Some(c) => (&mut c.cells, &mut c.escaped),
+            None => (&mut no_cells.0, &mut no_cells.1),
+        };
+        let row = cells.len();
+        match decode_into(batch.payload(i), plan, cells, escaped) {
             Ok(d) => {
                 if let Some(ts) = d.timestamp {
                     batch.timestamps[i] = ts;
                 }
             }
             Err(e) => {
+                cells.truncate(row);
                 refused.events.push(batch.payload(i), batch.timestamps[i], batch.origins[i]);
                 refused.reasons.push((e.reason(), e.to_string()));
                 bad.push(i);
@@ -85,6 +97,7 @@ pub fn decode_batch(batch: &mut Batch, plan: &FieldPlan, refused: &mut Refused) 
         }
         *batch = kept;
     }
+    batch.columns = columns;
 }
 
 #[cfg(test)]
@@ -99,7 +112,7 @@ mod tests {
         for (i, l) in lines.iter().enumerate() {
             batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
         }
-        let plan = FieldPlan { timestamp_field: Some("t".into()), key_field: None };
+        let plan = FieldPlan { timestamp_field: Some("t".into()), key_field: None, columns: None };
         let mut refused = Refused::default();
         decode_batch(&mut batch, &plan, &mut refused);
         assert_eq!(batch.timestamps, vec![5, 7, 9]);
@@ -108,5 +121,26 @@ mod tests {
         assert_eq!(refused.events.origins.iter().map(|o| o.line).collect::<Vec<_>>(), vec![2, 4]);
         assert_eq!(refused.reasons[0].0, "invalid-json");
         assert_eq!(refused.reasons[1], ("invalid-event", "missing field `t`".to_string()));
+    }
+
+    #[test]
+    fn columns_are_read_for_the_valid_events_only_and_point_into_their_own_payloads() {
+        use crate::event::Cell;
+        let mut batch = Batch::default();
+        let lines = [r#"{"id":"a\u0042","t":5,"v":1.5}"#, "oops", r#"{"t":7,"id":"xy","v":null,"w":[1]}"#];
+        for (i, l) in lines.iter().enumerate() {
+            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
+        }
+        let fields: std::sync::Arc<[String]> = vec!["id".to_string(), "v".to_string(), "t".to_string()].into();
+        let plan = FieldPlan { timestamp_field: Some("t".into()), key_field: None, columns: Some(fields.clone()) };
+        let mut refused = Refused::default();
+        decode_batch(&mut batch, &plan, &mut refused);
+        assert_eq!(batch.timestamps, vec![5, 7], "the time field is a column and still sets the event time");
+        let c = batch.columns.as_ref().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&c.fields, &fields));
+        assert_eq!(c.cells[..3], [Cell::Escaped(0), Cell::Num(1.5), Cell::Num(5.0)]);
+        assert_eq!(c.escaped, vec!["aB".to_string()]);
+        assert_eq!(c.cells[3..], [Cell::Str { start: 13, end: 15 }, Cell::Null, Cell::Num(7.0)]);
+        assert_eq!(&batch.payload(1)[13..15], b"xy");
     }
 }

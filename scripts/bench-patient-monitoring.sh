@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The patient-monitoring benchmark: the query of examples/patient-monitoring
+# over 1,000,000 NDJSON events (1,000 patients, one event per millisecond,
+# ±500 ms out of order), whole process, start-up included. Prints events/s
+# and peak RSS of each of `runs` runs (default 5).
+#   scripts/bench-patient-monitoring.sh [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-5}"
+cargo build --release --locked -q -p weir
+weir=target/release/weir
+mkdir -p target/bench
+if [ ! -s target/bench/vitals-1m.ndjson ]; then
+    rm -f target/bench/vitals-1m.ndjson
+    "$weir" -q run examples/patient-monitoring/bench/generate.toml
+fi
+events=$(wc -l < target/bench/vitals-1m.ndjson)
+echo "input: $events events, $(du -m target/bench/vitals-1m.ndjson | cut -f1) MB; $(nproc) cores"
+for i in $(seq "$runs"); do
+    rm -f target/bench/patient-*.ndjson
+    /usr/bin/time -f "%e %M" -o target/bench/time.txt "$weir" -q run examples/patient-monitoring/bench/query.toml
+    read -r secs rss_kb < target/bench/time.txt
+    python3 -c "import sys; e, s, r = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(f'run $i: {s:.3f} s, {e / s / 1e6:.2f} M events/s, peak RSS {r / 1024:.0f} MB')" \
+        "$events" "$secs" "$rss_kb"
+done
+echo "results: $(wc -l < target/bench/patient-alerts.ndjson) rows, late: $(wc -l < target/bench/patient-late.ndjson), dead letters: $(cat target/bench/patient-dead-letter.ndjson 2>/dev/null | wc -l)"
