@@ -3,7 +3,7 @@
 //! memory grows with windows × keys, never with events.
 
 use super::tumbling::end_of;
-use super::{Ctx, Input, Acc, Aggregates, Key, Placed, Row, RowKind, expired, fired};
+use super::{Acc, Aggregates, Ctx, Input, Key, Placed, Row, RowKind, expired, fired};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 

@@ -11,7 +11,7 @@
 //! Each key keeps the events of its open sessions and splits them into
 //! sessions again whenever they change.
 
-use super::{Ctx, Input, Aggregates, Key, Placed, Row, RowKind, expired, fired};
+use super::{Aggregates, Ctx, Input, Key, Placed, Row, RowKind, expired, fired};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -5,7 +5,7 @@
 //! Each key keeps its events (time and argument values) for as long as an
 //! open window can hold them, and computes a row from them when it fires.
 
-use super::{Ctx, Input, Aggregates, Key, Placed, Row, RowKind, expired, fired};
+use super::{Aggregates, Ctx, Input, Key, Placed, Row, RowKind, expired, fired};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
