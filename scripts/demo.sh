@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a running pipeline: installs what is
-# missing, builds Weir and the plugins, and runs the drug-interaction example
-# (no external services needed).
+# missing, builds Weir and the plugins, and runs the drug-interaction and
+# patient-monitoring examples (no external services needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +16,10 @@ cat out/drug-interactions/alerts.ndjson
 echo
 echo "Dead letters (out/drug-interactions/dead-letter.ndjson):"
 cat out/drug-interactions/dead-letter.ndjson
+
+echo
+rm -rf out/patient-monitoring
+./target/release/weir run examples/patient-monitoring/pipeline.toml
+echo
+echo "Tachycardia windows (out/patient-monitoring/alerts.ndjson, first 5 of $(wc -l < out/patient-monitoring/alerts.ndjson)):"
+head -5 out/patient-monitoring/alerts.ndjson
