@@ -231,3 +231,13 @@ fn a_bad_query_is_refused_at_start_with_the_line_and_the_offending_part() {
     let err = stderr(&run(&pipeline));
     assert!(err.contains("steps[0].query: FROM `elsewhere`: this step reads the source `s`"), "{err}");
 }
+
+#[test]
+fn validate_prints_the_query_plan() {
+    let out = weir().args(["validate", "examples/patient-monitoring/pipeline.toml"]).output().unwrap();
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("step `monitor`: query plan"), "{err}");
+    assert!(err.contains("  window: tumbling 5m"), "{err}");
+    assert!(err.contains("  having: (agg0 > 100)"), "{err}");
+}

@@ -529,4 +529,48 @@ mod tests {
     fn lines_of(out: &Outputs) -> Vec<String> {
         out.main.iter().map(|(p, ..)| String::from_utf8_lossy(p).into_owned()).collect()
     }
+
+    /// Runs `sql` over (key, time in ms, value) events and returns the rows.
+    fn rows(sql: &str, events: &[(&str, i64, f64)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new("t");
+        let dead = DeadLetters::new(dir.path().join("dead.ndjson"), vec!["s".into()], metrics.clone());
+        let settings = QueryStepSettings {
+            name: "q".into(),
+            plan: super::super::parse(sql).unwrap(),
+            lateness: 0,
+            out_of_orderness: vec![0],
+            late_to_dead_letter: true,
+        };
+        let mut step = QueryStep::new(settings, metrics.step("q"), metrics.window("q"));
+        let mut batch = Batch::default();
+        for (k, t, v) in events {
+            batch.push(format!(r#"{{"k":"{k}","v":{v}}}"#).as_bytes(), *t, Origin::default());
+        }
+        let mut out = lines_of(&step.process(batch, &dead).unwrap());
+        out.extend(lines_of(&step.finish(&dead).unwrap()));
+        out
+    }
+
+    #[test]
+    fn sliding_and_session_windows_through_sql() {
+        let events = [("a", 1000, 1.0), ("a", 1500, 2.0), ("a", 4000, 4.0)];
+        assert_eq!(
+            rows("SELECT k, SUM(v) AS s FROM x GROUP BY k, SlidingWindow(second, 1)", &events),
+            [
+                // Entries at 1.0 s, 1.5 s and 4.0 s; exits at 2.0 s and 2.5 s (5.0 s is empty).
+                r#"{"window_start":"1970-01-01T00:00:00.000Z","window_end":"1970-01-01T00:00:01.000Z","k":"a","s":1}"#,
+                r#"{"window_start":"1970-01-01T00:00:00.500Z","window_end":"1970-01-01T00:00:01.500Z","k":"a","s":3}"#,
+                r#"{"window_start":"1970-01-01T00:00:01.000Z","window_end":"1970-01-01T00:00:02.000Z","k":"a","s":2}"#,
+                r#"{"window_start":"1970-01-01T00:00:03.000Z","window_end":"1970-01-01T00:00:04.000Z","k":"a","s":4}"#,
+            ]
+        );
+        assert_eq!(
+            rows("SELECT k, COUNT(*) AS n FROM x GROUP BY k, SessionWindow(second, 2)", &events),
+            [
+                r#"{"window_start":"1970-01-01T00:00:01.000Z","window_end":"1970-01-01T00:00:03.500Z","k":"a","n":2}"#,
+                r#"{"window_start":"1970-01-01T00:00:04.000Z","window_end":"1970-01-01T00:00:06.000Z","k":"a","n":1}"#,
+            ]
+        );
+    }
 }

@@ -236,6 +236,12 @@ struct Input<'a> {
     args: &'a [Option<f64>],
 }
 
+/// Argument rows `lo..hi` of events stored `stride` values apart (a
+/// stride of 0, for `COUNT(*)` alone, still gives one empty row per event).
+fn rows(args: &[Option<f64>], stride: usize, lo: usize, hi: usize) -> impl Iterator<Item = &[Option<f64>]> {
+    (lo..hi).map(move |i| &args[i * stride..(i + 1) * stride])
+}
+
 /// Whether a window ending at `end` has fired under watermark `w`.
 #[inline]
 fn fired(end: i64, w: i64) -> bool {

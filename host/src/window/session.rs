@@ -82,7 +82,7 @@ impl Session {
 
     fn values(&self, aggs: &Aggregates, ks: &KeyState, s: Span) -> Vec<Option<f64>> {
         let stride = self.stride;
-        aggs.over(ks.args[s.lo * stride..s.hi * stride].chunks(stride.max(1)).take(s.hi - s.lo))
+        aggs.over(super::rows(&ks.args, stride, s.lo, s.hi))
     }
 
     /// Drops the sessions of `key` that no late event can change any more.

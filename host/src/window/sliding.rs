@@ -36,7 +36,7 @@ impl KeyState {
     fn values(&self, aggs: &Aggregates, stride: usize, size: i64, point: i64) -> Option<Vec<Option<f64>>> {
         let lo = self.ts.partition_point(|&t| t <= point.saturating_sub(size));
         let hi = self.ts.partition_point(|&t| t <= point);
-        (lo < hi).then(|| aggs.over(self.args[lo * stride..hi * stride].chunks(stride.max(1)).take(hi - lo)))
+        (lo < hi).then(|| aggs.over(super::rows(&self.args, stride, lo, hi)))
     }
 }
 
