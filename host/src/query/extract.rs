@@ -1,81 +1,68 @@
-//! Reading the fields a query uses from one JSON event, in one pass,
-//! borrowing strings from the event where they hold no escapes.
+//! Reading the fields a query uses from each event. Ingestion's decoder
+//! does the parsing (see `event::decode_into`): either it already kept the
+//! query's fields as cells while it validated the batch, or the step runs it
+//! on the batch itself; both end in [`values`].
 
 use super::eval::Value;
-use crate::event::DecodeError;
-use crate::event::decode::{FieldName, TimestampSeed, json_error};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use crate::event::decode::{TimestampSeed, json_error};
+use crate::event::{Batch, Cell, Columns, DecodeError, FieldPlan, decode_into};
+use serde::de::{self, Visitor};
 use std::borrow::Cow;
-use std::fmt;
 
-/// The fields to read, and the event-time field if the query names one.
-#[derive(Debug, Clone)]
-pub struct Extractor {
-    fields: Vec<String>,
-    timestamp: Option<String>,
-}
-
-impl Extractor {
-    pub fn new(fields: Vec<String>, timestamp: Option<String>) -> Self {
-        Extractor { fields, timestamp }
-    }
-
-    /// Fills `values` (one per field; missing fields are null) and returns
-    /// the event time when the query names its field.
-    pub fn extract<'a>(&self, bytes: &'a [u8], values: &mut Vec<Value<'a>>) -> Result<Option<i64>, DecodeError> {
-        values.clear();
-        values.resize(self.fields.len(), Value::Null);
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let ts = Fill { ex: self, values }.deserialize(&mut de).and_then(|ts| de.end().map(|()| ts));
-        let ts = ts.map_err(json_error)?;
-        match (&self.timestamp, ts) {
-            (Some(field), None) => Err(DecodeError::MissingField(field.clone())),
-            (_, ts) => Ok(ts),
-        }
-    }
-}
-
-struct Fill<'e, 'v, 'a> {
-    ex: &'e Extractor,
-    values: &'v mut Vec<Value<'a>>,
-}
-
-impl<'de> DeserializeSeed<'de> for Fill<'_, '_, 'de> {
-    type Value = Option<i64>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<i64>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Fill<'_, '_, 'de> {
-    type Value = Option<i64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<i64>, A::Error> {
-        let ts_field = self.ex.timestamp.as_deref();
-        let mut ts = None;
-        while let Some(name) = map.next_key::<FieldName<'de>>()? {
-            if let Some(i) = self.ex.fields.iter().position(|f| name.is(Some(f))) {
-                self.values[i] = map.next_value_seed(ValueSeed)?;
-                if name.is(ts_field) {
-                    // The time field is also selected: read it from the value.
-                    let field = ts_field.unwrap_or_default();
-                    ts = Some(time_of(&self.values[i], field)?);
-                }
-            } else if name.is(ts_field) {
-                ts = Some(map.next_value_seed(TimestampSeed { field: ts_field.unwrap_or_default() })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
+/// Decodes every event of `batch` into cells of `plan`'s columns. An event
+/// that fails has null cells and its error at its index.
+pub fn cells(plan: &FieldPlan, batch: &Batch) -> (Columns, Vec<Option<DecodeError>>) {
+    let fields = plan.columns.clone().expect("a query's plan names its columns");
+    let n = fields.len();
+    let mut c = Columns { fields, cells: Vec::with_capacity(batch.len() * n), escaped: Vec::new() };
+    let mut errors = Vec::with_capacity(batch.len());
+    for i in 0..batch.len() {
+        let row = c.cells.len();
+        match decode_into(batch.payload(i), plan, &mut c.cells, &mut c.escaped) {
+            Ok(_) => errors.push(None),
+            Err(e) => {
+                c.cells.truncate(row);
+                c.cells.resize(row + n, Cell::Null);
+                errors.push(Some(e));
             }
         }
-        Ok(ts)
     }
+    (c, errors)
 }
 
-pub(crate) fn time_of<E: de::Error>(v: &Value<'_>, field: &str) -> Result<i64, E> {
+/// The values of event `i` from its cells (the plan's fields first, the
+/// TIMESTAMP BY field last when it is an extra column), and its event time
+/// when the query names the field.
+pub fn values<'a>(
+    c: &'a Columns,
+    i: usize,
+    payload: &'a [u8],
+    values: &mut Vec<Value<'a>>,
+    timestamp_by: Option<&str>,
+) -> Result<Option<i64>, DecodeError> {
+    let n = c.fields.len();
+    values.clear();
+    values.extend(c.cells[i * n..(i + 1) * n].iter().map(|cell| {
+        match *cell {
+            Cell::Null => Value::Null,
+            Cell::Bool(b) => Value::Bool(b),
+            Cell::Num(x) => Value::Num(x),
+            Cell::Str { start, end } => std::str::from_utf8(&payload[start as usize..end as usize])
+                .map_or(Value::Null, |s| Value::Str(Cow::Borrowed(s))),
+            Cell::Escaped(j) => Value::Str(Cow::Borrowed(c.escaped[j as usize].as_str())),
+            Cell::Nested => Value::Nested,
+        }
+    }));
+    let Some(field) = timestamp_by else { return Ok(None) };
+    let at = c.fields.iter().position(|f| f == field).expect("the time field is a column");
+    let t = match &values[at] {
+        Value::Null => return Err(DecodeError::MissingField(field.to_string())),
+        v => time_of::<serde_json::Error>(v, field).map_err(json_error)?,
+    };
+    Ok(Some(t))
+}
+
+fn time_of<E: de::Error>(v: &Value<'_>, field: &str) -> Result<i64, E> {
     let seed = TimestampSeed { field };
     match v {
         Value::Num(n) => seed.visit_f64(*n),
@@ -88,76 +75,56 @@ pub(crate) fn time_of<E: de::Error>(v: &Value<'_>, field: &str) -> Result<i64, E
     }
 }
 
-struct ValueSeed;
-
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Value<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Value<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value<'de>, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value<'de>, E> {
-        Ok(Value::Num(v as f64))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value<'de>, E> {
-        Ok(Value::Num(v as f64))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value<'de>, E> {
-        Ok(Value::Num(v))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value<'de>, E> {
-        Ok(Value::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value<'de>, E> {
-        Ok(Value::Str(Cow::Owned(v.to_string())))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value<'de>, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Value::Nested)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Value::Nested)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Origin;
+
+    /// Reads one event the way a query step without ingestion cells does.
+    fn read(fields: &[&str], ts: Option<&str>, line: &[u8]) -> Result<(Option<i64>, Vec<Value<'static>>), DecodeError> {
+        let mut columns: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        if let Some(t) = ts
+            && !fields.contains(&t)
+        {
+            columns.push(t.to_string());
+        }
+        let plan = FieldPlan { columns: Some(columns.into()), ..FieldPlan::default() };
+        let mut batch = Batch::default();
+        batch.push(line, 0, Origin::default());
+        let (c, mut errors) = cells(&plan, &batch);
+        if let Some(e) = errors.remove(0) {
+            return Err(e);
+        }
+        let mut v = Vec::new();
+        let t = values(&c, 0, batch.payload(0), &mut v, ts)?;
+        let owned = v.into_iter().take(fields.len()).map(|x| match x {
+            Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(b),
+            Value::Num(n) => Value::Num(n),
+            Value::Nested => Value::Nested,
+        });
+        Ok((t, owned.collect()))
+    }
 
     #[test]
     fn reads_the_named_fields_and_the_time() {
-        let ex = Extractor::new(vec!["id".into(), "hr".into(), "tags".into(), "gone".into()], Some("t".into()));
-        let mut v = Vec::new();
+        let fields = ["id", "hr", "tags", "gone"];
         let line = br#"{"id":"P\u00e9","hr":101.5,"t":"2026-01-01T00:00:00Z","tags":[1,{"a":2}],"x":null}"#;
-        let ts = ex.extract(line, &mut v).unwrap();
+        let (ts, v) = read(&fields, Some("t"), line).unwrap();
         assert_eq!(ts, Some(1_767_225_600_000));
         assert_eq!(v, vec![Value::Str("Pé".into()), Value::Num(101.5), Value::Nested, Value::Null]);
-        let e = ex.extract(br#"{"id":"a"}"#, &mut v).unwrap_err();
+        let e = read(&fields, Some("t"), br#"{"id":"a"}"#).unwrap_err();
         assert_eq!(e.to_string(), "missing field `t`");
-        let e = ex.extract(br#"{"id":"a","t":true}"#, &mut v).unwrap_err();
+        let e = read(&fields, Some("t"), br#"{"id":"a","t":true}"#).unwrap_err();
         assert!(e.to_string().starts_with("field `t`: expected epoch milliseconds"), "{e}");
-        assert_eq!(ex.extract(br#"{"id":"a","t":1}x"#, &mut v).unwrap_err().reason(), "invalid-json");
+        assert_eq!(read(&fields, Some("t"), br#"{"id":"a","t":1}x"#).unwrap_err().reason(), "invalid-json");
     }
 
     #[test]
     fn a_selected_time_field_is_read_once() {
-        let ex = Extractor::new(vec!["t".into()], Some("t".into()));
-        let mut v = Vec::new();
-        assert_eq!(ex.extract(br#"{"t":1500}"#, &mut v).unwrap(), Some(1500));
+        let (ts, v) = read(&["t"], Some("t"), br#"{"t":1500}"#).unwrap();
+        assert_eq!(ts, Some(1500));
         assert_eq!(v, vec![Value::Num(1500.0)]);
     }
 }

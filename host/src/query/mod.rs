@@ -2,7 +2,8 @@
 //! event-time windows.
 //!
 //! - [`parse`]: SQL → [`Plan`], refusing what cannot run.
-//! - `extract`: the fields a plan reads, from each JSON event.
+//! - `extract`: the fields a plan reads, from each JSON event (through
+//!   ingestion's decoder).
 //! - `eval`: values and expressions (WHERE, HAVING, SELECT).
 //! - `key`: group keys as bytes.
 //! - `output`: results as JSON.

@@ -7,17 +7,15 @@
 //! depend on how events were batched.
 
 use super::eval::{Scope, Value, eval, passes};
-use super::extract::Extractor;
+use super::extract;
 use super::output;
 use super::plan::{Body, Item, Plan};
 use crate::dead_letter::{DeadLetter, DeadLetters};
-use crate::event::decode::json_error;
-use crate::event::{Batch, Cell, Columns, DecodeError, Origin};
+use crate::event::{Batch, FieldPlan, Origin};
 use crate::metrics::{StepMetrics, WindowMetrics};
 use crate::pipeline::{Outputs, Step};
 use crate::window::{AggFunc, Aggregates, Placed, Row, RowKind, WindowSpec, Windows};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Everything a query step is built from.
@@ -36,11 +34,12 @@ pub struct QueryStepSettings {
 
 pub struct QueryStep {
     s: QueryStepSettings,
-    extractor: Extractor,
     /// The plan's fields, then the TIMESTAMP BY field when it is not one of
     /// them: what ingestion reads for this step when it comes right after
     /// the source (see [`QueryStep::columns`]).
     columns: Arc<[String]>,
+    /// Decodes a batch that comes without cells for `columns`.
+    decoder: FieldPlan,
     windows: Option<Windows>,
     /// Fields read as aggregate arguments, in argument order.
     arg_fields: Vec<usize>,
@@ -61,7 +60,6 @@ struct Snapshot {
 
 impl QueryStep {
     pub fn new(s: QueryStepSettings, metrics: StepMetrics, wm: WindowMetrics) -> Self {
-        let extractor = Extractor::new(s.plan.fields.clone(), s.plan.timestamp_by.clone());
         let mut columns = s.plan.fields.clone();
         if let Some(t) = &s.plan.timestamp_by
             && !columns.contains(t)
@@ -69,6 +67,7 @@ impl QueryStep {
             columns.push(t.clone());
         }
         let columns: Arc<[String]> = columns.into();
+        let decoder = FieldPlan { columns: Some(columns.clone()), ..FieldPlan::default() };
         let mut arg_fields = Vec::new();
         let windows = match &s.plan.body {
             Body::Window(w) => {
@@ -94,8 +93,8 @@ impl QueryStep {
         let maxes = vec![None; s.out_of_orderness.len()];
         QueryStep {
             s,
-            extractor,
             columns,
+            decoder,
             windows,
             arg_fields,
             maxes,
@@ -186,38 +185,6 @@ impl QueryStep {
     }
 }
 
-/// The values of event `i` from cells read at ingestion (the plan's fields
-/// first, the TIMESTAMP BY field last when it is an extra column), and its
-/// event time when the query names the field.
-fn from_cells<'a>(
-    c: &'a Columns,
-    i: usize,
-    payload: &'a [u8],
-    values: &mut Vec<Value<'a>>,
-    timestamp_by: Option<&str>,
-) -> Result<Option<i64>, DecodeError> {
-    let n = c.fields.len();
-    values.clear();
-    values.extend(c.cells[i * n..(i + 1) * n].iter().map(|cell| {
-        match *cell {
-            Cell::Null => Value::Null,
-            Cell::Bool(b) => Value::Bool(b),
-            Cell::Num(x) => Value::Num(x),
-            Cell::Str { start, end } => std::str::from_utf8(&payload[start as usize..end as usize])
-                .map_or(Value::Null, |s| Value::Str(Cow::Borrowed(s))),
-            Cell::Escaped(j) => Value::Str(Cow::Borrowed(c.escaped[j as usize].as_str())),
-            Cell::Nested => Value::Nested,
-        }
-    }));
-    let Some(field) = timestamp_by else { return Ok(None) };
-    let at = c.fields.iter().position(|f| f == field).expect("the time field is a column");
-    let t = match &values[at] {
-        Value::Null => return Err(DecodeError::MissingField(field.to_string())),
-        v => super::extract::time_of::<serde_json::Error>(v, field).map_err(json_error)?,
-    };
-    Ok(Some(t))
-}
-
 struct RowScope<'a, 'v> {
     values: &'a [Value<'v>],
 }
@@ -264,13 +231,23 @@ impl Step for QueryStep {
         let mut late = Batch::default();
         let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
         let mut values = Vec::new();
-        let columns = batch.columns.as_ref().filter(|c| Arc::ptr_eq(&c.fields, &self.columns));
+        // Cells kept by ingestion when this step follows the source;
+        // otherwise the batch is decoded here, the same way.
+        let decoded;
+        let (columns, errors) = match batch.columns.as_ref().filter(|c| Arc::ptr_eq(&c.fields, &self.columns)) {
+            Some(c) => (c, Vec::new()),
+            None => {
+                decoded = extract::cells(&self.decoder, &batch);
+                (&decoded.0, decoded.1)
+            }
+        };
+        let mut errors = errors.into_iter();
         for i in 0..batch.len() {
             let payload = batch.payload(i);
             let origin = batch.origins[i];
-            let read = match columns {
-                Some(c) => from_cells(c, i, payload, &mut values, self.s.plan.timestamp_by.as_deref()),
-                None => self.extractor.extract(payload, &mut values),
+            let read = match errors.next().flatten() {
+                Some(e) => Err(e),
+                None => extract::values(columns, i, payload, &mut values, self.s.plan.timestamp_by.as_deref()),
             };
             let t = match read {
                 Ok(t) => t.unwrap_or(batch.timestamps[i]),
@@ -397,20 +374,35 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
 
-    fn step(metrics: &Metrics, lateness: i64) -> QueryStep {
-        let plan = super::super::parse(
-            "SELECT k, COUNT(*) AS n, AVG(v) AS avg, PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY v) AS med \
-             FROM s GROUP BY k, HoppingWindow(second, 10, 5)",
-        )
-        .unwrap();
+    /// A step named `q` running `sql` over one source.
+    fn query(
+        metrics: &Metrics,
+        sql: &str,
+        lateness: i64,
+        out_of_orderness: i64,
+        late_to_dead_letter: bool,
+    ) -> QueryStep {
         let settings = QueryStepSettings {
             name: "q".into(),
-            plan,
+            plan: super::super::parse(sql).unwrap(),
             lateness,
-            out_of_orderness: vec![2000],
-            late_to_dead_letter: false,
+            out_of_orderness: vec![out_of_orderness],
+            late_to_dead_letter,
         };
         QueryStep::new(settings, metrics.step("q"), metrics.window("q"))
+    }
+
+    /// Metrics and a dead-letter output in `dir`.
+    fn outputs(dir: &tempfile::TempDir) -> (Metrics, DeadLetters) {
+        let metrics = Metrics::new("t");
+        let dead = DeadLetters::new(dir.path().join("dead.ndjson"), vec!["s".into()], metrics.clone());
+        (metrics, dead)
+    }
+
+    fn step(metrics: &Metrics, lateness: i64) -> QueryStep {
+        let sql = "SELECT k, COUNT(*) AS n, AVG(v) AS avg, PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY v) AS med \
+                   FROM s GROUP BY k, HoppingWindow(second, 10, 5)";
+        query(metrics, sql, lateness, 2000, false)
     }
 
     /// Batches of events over 60 s of event time, up to 20 s out of order.
@@ -444,8 +436,7 @@ mod tests {
     #[test]
     fn a_restored_step_continues_exactly_where_the_snapshot_was_taken() {
         let dir = tempfile::tempdir().unwrap();
-        let metrics = Metrics::new("t");
-        let dead = DeadLetters::new(dir.path().join("dead.ndjson"), vec!["s".into()], metrics.clone());
+        let (metrics, dead) = outputs(&dir);
         let mut straight = Vec::new();
         let mut one = step(&metrics, 1000);
         for b in batches() {
@@ -481,20 +472,10 @@ mod tests {
     #[test]
     fn cells_read_at_ingestion_give_the_same_results_as_parsing_in_the_step() {
         let dir = tempfile::tempdir().unwrap();
-        let metrics = Metrics::new("t");
-        let dead = DeadLetters::new(dir.path().join("dead.ndjson"), vec!["s".into()], metrics.clone());
+        let (metrics, dead) = outputs(&dir);
         let sql = "SELECT k, COUNT(*) AS n, MAX(v) AS top FROM s TIMESTAMP BY at WHERE k <> 'skip' \
                    GROUP BY k, TumblingWindow(second, 1)";
-        let make = || {
-            let settings = QueryStepSettings {
-                name: "q".into(),
-                plan: super::super::parse(sql).unwrap(),
-                lateness: 0,
-                out_of_orderness: vec![0],
-                late_to_dead_letter: true,
-            };
-            QueryStep::new(settings, metrics.step("q"), metrics.window("q"))
-        };
+        let make = || query(&metrics, sql, 0, 0, true);
         let lines = [
             r#"{"k":"a\"b","at":"1970-01-01T00:00:00.500Z","v":3}"#,
             r#"{"k":"skip","at":600,"v":9}"#,
@@ -533,16 +514,8 @@ mod tests {
     /// Runs `sql` over (key, time in ms, value) events and returns the rows.
     fn rows(sql: &str, events: &[(&str, i64, f64)]) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
-        let metrics = Metrics::new("t");
-        let dead = DeadLetters::new(dir.path().join("dead.ndjson"), vec!["s".into()], metrics.clone());
-        let settings = QueryStepSettings {
-            name: "q".into(),
-            plan: super::super::parse(sql).unwrap(),
-            lateness: 0,
-            out_of_orderness: vec![0],
-            late_to_dead_letter: true,
-        };
-        let mut step = QueryStep::new(settings, metrics.step("q"), metrics.window("q"));
+        let (metrics, dead) = outputs(&dir);
+        let mut step = query(&metrics, sql, 0, 0, true);
         let mut batch = Batch::default();
         for (k, t, v) in events {
             batch.push(format!(r#"{{"k":"{k}","v":{v}}}"#).as_bytes(), *t, Origin::default());
