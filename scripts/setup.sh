@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Weir's build needs and is missing: the wasm32-wasip2 Rust
 # target and, in a virtual environment under .cache/, componentize-py for
-# Python plugins. Safe to run again; it only adds what is absent.
+# Python plugins and ONNX Runtime (linked at .cache/onnxruntime/). Safe to
+# run again; it only adds what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,12 +17,26 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 
 venv=.cache/venv
-want=$(cat plugins/sdk/python/requirements.txt)
-if [ ! -x "$venv/bin/componentize-py" ] || ! "$venv/bin/pip" freeze 2>/dev/null | grep -qx "$want"; then
-    say "installing $want into $venv"
-    if ! python3 -m venv "$venv" 2>/dev/null; then
+requirements=(plugins/sdk/python/requirements.txt scripts/requirements-onnxruntime.txt)
+missing=()
+frozen=$("$venv/bin/pip" freeze 2>/dev/null || true)
+for want in $(cat "${requirements[@]}"); do
+    grep -qx "$want" <<<"$frozen" || missing+=("$want")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} into $venv"
+    if [ ! -x "$venv/bin/pip" ] && ! python3 -m venv "$venv" 2>/dev/null; then
         say "python3 -m venv failed; on Debian: apt-get install python3-venv"
         exit 1
     fi
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r plugins/sdk/python/requirements.txt
+    args=()
+    for r in "${requirements[@]}"; do args+=(-r "$r"); done
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${args[@]}"
 fi
+
+# ONNX Runtime for models in the host: `ort` loads this library at run time
+# (ORT_DYLIB_PATH); the PyPI wheel ships it without an unversioned name.
+ort_lib=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1 2>/dev/null | head -1)
+[ -n "$ort_lib" ] || { say "libonnxruntime.so.1.31.1 not found in the onnxruntime wheel"; exit 1; }
+mkdir -p .cache/onnxruntime
+ln -sf "$(realpath "$ort_lib")" .cache/onnxruntime/libonnxruntime.so.1.31.1

@@ -18,6 +18,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod event;
 pub mod metrics;
+pub mod models;
 pub mod pipeline;
 pub mod plugin;
 pub mod query;

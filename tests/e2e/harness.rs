@@ -15,7 +15,20 @@ pub fn weir() -> Command {
     cmd.current_dir(repo());
     cmd.env("WEIR_CACHE_DIR", repo().join("target").join("weir-test-cache"));
     cmd.env_remove("RUST_LOG");
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        cmd.env("ORT_DYLIB_PATH", onnxruntime());
+    }
     cmd
+}
+
+/// The ONNX Runtime library `scripts/setup.sh` installs (or `$ORT_DYLIB_PATH`).
+pub fn onnxruntime() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    let path = repo().join(".cache/onnxruntime/libonnxruntime.so.1.31.1");
+    assert!(path.is_file(), "{} is missing: run scripts/setup.sh (it installs onnxruntime 1.31.1)", path.display());
+    path
 }
 
 /// Runs `weir run <pipeline>` to completion.

@@ -1,10 +1,12 @@
 //! End-to-end tests: each starts the real `weir` binary on a pipeline file.
 
 mod harness;
+mod live;
 
 mod config_errors;
 mod dead_letters;
 mod drug_interactions;
+mod models;
 mod python_plugin;
 mod sandbox;
 mod server;

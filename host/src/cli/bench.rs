@@ -95,6 +95,7 @@ fn boundary_ns(plugin: &Path, input: &Path, batch_size: usize, rounds: usize) ->
         config: String::new(),
         limits: Limits::default(),
         metrics: metrics.plugin_api("bench"),
+        models: Vec::new(),
     };
     let instance = PluginInstance::start(loaded, settings)?;
     let mut step = PluginStep::new("bench".into(), instance, metrics.step("bench"));
@@ -136,6 +137,7 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
                 plugin: p.to_path_buf(),
                 config: String::new(),
                 limits: Limits::default(),
+                models: Vec::new(),
             }),
         })
         .into_iter()
@@ -146,6 +148,8 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
         batch_size,
         batch_linger: std::time::Duration::from_millis(5),
         listen: None,
+        onnx_library: None,
+        models: Vec::new(),
         sources: vec![SourceSpec {
             name: "events".into(),
             timestamp_field: Some("EventTime".into()),

@@ -54,6 +54,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let spec = crate::config::load(&pipeline)?;
             let mut engine = None;
             let metrics = crate::metrics::Metrics::new(&spec.name);
+            let models =
+                crate::models::ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
+            for m in &spec.models {
+                let v = models.get(&m.name).expect("loaded above").current();
+                eprintln!("model `{}`: {} loads: {} (sha256 {})", m.name, m.path.display(), v.signature, v.digest);
+            }
             for step in &spec.steps {
                 match &step.kind {
                     crate::config::StepSpecKind::Plugin(p) => {
@@ -63,7 +69,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                                 engine.insert(crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?)
                             }
                         };
-                        let instance = crate::pipeline::start_plugin(engine, &step.name, p, &metrics)?;
+                        let instance = crate::pipeline::start_plugin(engine, &step.name, p, &metrics, &models)?;
                         eprintln!("step `{}`: {} starts (sha256 {})", step.name, p.plugin.display(), instance.digest());
                     }
                     crate::config::StepSpecKind::Query(q) => {

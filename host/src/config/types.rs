@@ -20,6 +20,35 @@ pub struct PipelineFile {
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
     pub dead_letter: Option<DeadLetterConfig>,
+    /// `[onnx]`: where ONNX Runtime is.
+    pub onnx: Option<OnnxSection>,
+    /// `[models.<name>]`: ONNX models plugins may call.
+    #[serde(default)]
+    pub models: std::collections::BTreeMap<String, ModelConfig>,
+}
+
+/// `[onnx]`: the ONNX Runtime library.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxSection {
+    /// Path of `libonnxruntime.so.1.31.1`; default: `$ORT_DYLIB_PATH`.
+    pub library: Option<PathBuf>,
+}
+
+/// `[models.<name>]`: an ONNX model run by the host; plugin steps that list
+/// the name in `models` may call it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Path of the `.onnx` file. When the file changes, the new version is
+    /// loaded and swapped in between batches (replace it by renaming).
+    pub path: Spanned<PathBuf>,
+    /// Threads ONNX Runtime may use within one call (default 1).
+    pub threads: Option<usize>,
+    /// How often the file is checked for a new version (default "1s";
+    /// "0s" never checks).
+    #[serde(default, with = "humantime_serde::option")]
+    pub reload_check: Option<Duration>,
 }
 
 /// `[pipeline]`: the pipeline's name and batching.
@@ -130,6 +159,8 @@ pub struct StepConfig {
     pub config_file: Option<Spanned<PathBuf>>,
     /// plugin: sandbox limits for each call.
     pub limits: Option<Limits>,
+    /// plugin: names of the `[models.<name>]` the plugin may call with `infer`.
+    pub models: Option<Spanned<Vec<String>>>,
     /// A query in Stream Analytics-style SQL (see docs/queries.md).
     pub query: Option<Spanned<String>>,
     /// query: how long after a window fires a late event still corrects

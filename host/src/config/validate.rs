@@ -18,6 +18,9 @@ pub struct PipelineSpec {
     pub steps: Vec<StepSpec>,
     pub sinks: Vec<SinkSpec>,
     pub dead_letter: Option<PathBuf>,
+    /// `[onnx] library`, if given.
+    pub onnx_library: Option<PathBuf>,
+    pub models: Vec<crate::models::ModelSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +71,8 @@ pub struct PluginSpec {
     pub plugin: PathBuf,
     pub config: String,
     pub limits: Limits,
+    /// Models the plugin may call.
+    pub models: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +132,7 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
     for (i, s) in file.sinks.iter().enumerate() {
         unique(&s.name, &format!("sinks[{i}].name"))?;
     }
+    let models = models(&file.models, at)?;
     let sources = file.sources.iter().enumerate().map(|(i, s)| source(i, s, at)).collect::<Result<_, _>>()?;
     let mut steps: Vec<StepSpec> = Vec::new();
     for (i, s) in file.steps.iter().enumerate() {
@@ -134,7 +140,7 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
             Some(prev) => Input::Step(&prev.name),
             None => Input::Sources(file.sources.iter().map(|s| s.name.get_ref().as_str()).collect()),
         };
-        steps.push(step(i, s, input, at)?);
+        steps.push(step(i, s, input, &models, at)?);
     }
     let sinks = file.sinks.iter().enumerate().map(|(i, s)| sink(i, s, &steps, at)).collect::<Result<_, _>>()?;
     Ok(PipelineSpec {
@@ -146,7 +152,46 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
         steps,
         sinks,
         dead_letter: file.dead_letter.map(|d| d.path),
+        onnx_library: file.onnx.and_then(|o| o.library),
+        models,
     })
+}
+
+fn models(
+    models: &std::collections::BTreeMap<String, ModelConfig>,
+    at: &Locator<'_>,
+) -> Result<Vec<crate::models::ModelSpec>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, m) in models {
+        let key = |field: &str| format!("models.{name}.{field}");
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(at.error(
+                Some(m.path.span()),
+                format!("models.{name}"),
+                "model names use letters, digits, '_' and '-'",
+            ));
+        }
+        if !m.path.get_ref().is_file() {
+            return Err(at.error(
+                Some(m.path.span()),
+                key("path"),
+                format!("model file `{}` not found", m.path.get_ref().display()),
+            ));
+        }
+        let threads = m.threads.unwrap_or(1);
+        if !(1..=256).contains(&threads) {
+            return Err(at.error(Some(m.path.span()), key("threads"), "must be between 1 and 256"));
+        }
+        let reload_check = m.reload_check.unwrap_or(Duration::from_secs(1));
+        out.push(crate::models::ModelSpec {
+            name: name.clone(),
+            path: m.path.get_ref().clone(),
+            threads,
+            reload_check: (!reload_check.is_zero()).then_some(reload_check),
+        });
+    }
+    Ok(out)
 }
 
 fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, ConfigError> {
@@ -239,7 +284,13 @@ enum Input<'a> {
     Step(&'a str),
 }
 
-fn step(i: usize, s: &StepConfig, input: Input<'_>, at: &Locator<'_>) -> Result<StepSpec, ConfigError> {
+fn step(
+    i: usize,
+    s: &StepConfig,
+    input: Input<'_>,
+    models: &[crate::models::ModelSpec],
+    at: &Locator<'_>,
+) -> Result<StepSpec, ConfigError> {
     let key = |field: &str| format!("steps[{i}].{field}");
     let name = s.name.get_ref().clone();
     let kind = match (&s.plugin, &s.query) {
@@ -253,13 +304,14 @@ fn step(i: usize, s: &StepConfig, input: Input<'_>, at: &Locator<'_>) -> Result<
             if s.allowed_lateness.is_some() {
                 return Err(at.error(Some(plugin.span()), key("allowed_lateness"), "applies only to query steps"));
             }
-            StepSpecKind::Plugin(plugin_step(i, s, plugin, at)?)
+            StepSpecKind::Plugin(plugin_step(i, s, plugin, models, at)?)
         }
         (None, Some(query)) => {
             for (field, present) in [
                 ("config", s.config.is_some()),
                 ("config_file", s.config_file.is_some()),
                 ("limits", s.limits.is_some()),
+                ("models", s.models.is_some()),
             ] {
                 if present {
                     return Err(at.error(Some(query.span()), key(field), "applies only to plugin steps"));
@@ -300,6 +352,7 @@ fn plugin_step(
     i: usize,
     s: &StepConfig,
     plugin: &toml::Spanned<PathBuf>,
+    models: &[crate::models::ModelSpec],
     at: &Locator<'_>,
 ) -> Result<PluginSpec, ConfigError> {
     let key = |field: &str| format!("steps[{i}].{field}");
@@ -327,7 +380,22 @@ fn plugin_step(
     if limits.memory.as_u64() < 1 << 20 {
         return Err(at.error(Some(s.name.span()), key("limits.memory"), "must be at least 1MiB"));
     }
-    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits })
+    let granted = s.models.as_ref().map(|m| m.get_ref().clone()).unwrap_or_default();
+    for name in &granted {
+        if !models.iter().any(|m| &m.name == name) {
+            let known: Vec<_> = models.iter().map(|m| m.name.as_str()).collect();
+            let span = s.models.as_ref().map(|m| m.span());
+            return Err(at.error(
+                span,
+                key("models"),
+                format!(
+                    "no model named `{name}` (models: {})",
+                    if known.is_empty() { "none; declare it as [models.<name>]".into() } else { known.join(", ") }
+                ),
+            ));
+        }
+    }
+    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits, models: granted })
 }
 
 fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Result<SinkSpec, ConfigError> {

@@ -12,6 +12,9 @@ use prometheus::{
 };
 use std::collections::HashMap;
 
+mod models;
+pub use models::{ModelMetrics, VersionMetrics};
+
 /// The registry and metric families of one pipeline.
 #[derive(Clone)]
 pub struct Metrics {
@@ -33,6 +36,7 @@ pub struct Metrics {
     window_rows: IntCounterVec,
     windows_open: IntGaugeVec,
     watermark: IntGaugeVec,
+    models: ModelMetrics,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -78,7 +82,9 @@ impl Metrics {
             gauge("weir_windows_open", "Windows (sliding, session: keys) holding state in a query step.");
         let watermark =
             gauge("weir_watermark_milliseconds", "Event-time watermark of a query step, epoch milliseconds.");
+        let models = ModelMetrics::register(r);
         Metrics {
+            models,
             late_events: counter(
                 r,
                 "weir_late_events_total",
@@ -201,6 +207,10 @@ impl Metrics {
             counters: self.plugin_counter.clone(),
             gauges: self.plugin_gauge.clone(),
         }
+    }
+
+    pub fn models(&self) -> ModelMetrics {
+        self.models.clone()
     }
 
     pub fn sink(&self, sink: &str) -> IntCounter {

@@ -8,6 +8,7 @@ use crate::config::{PipelineSpec, PluginSpec, Route, StepSpecKind};
 use crate::dead_letter::{self, DeadLetters};
 use crate::event::{Batch, FieldPlan};
 use crate::metrics::{Family, Metrics};
+use crate::models::ModelRegistry;
 use crate::plugin::{InstanceSettings, PluginEngine, PluginInstance};
 use crate::query::{QueryStep, QueryStepSettings};
 use crate::sources::{self, Fill, Ingested};
@@ -41,6 +42,7 @@ pub struct Running {
     started: Instant,
     dead: Arc<DeadLetters>,
     _server: Option<crate::server::Server>,
+    _models: ModelRegistry,
     pipeline: String,
 }
 
@@ -67,7 +69,8 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let source_names = spec.sources.iter().map(|s| s.name.clone()).collect();
     let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()));
 
-    let (steps, columns) = build_steps(&spec, &opts, &metrics)?;
+    let models = ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
+    let (steps, columns) = build_steps(&spec, &opts, &metrics, &models)?;
     let mut sinks = Vec::new();
     for s in &spec.sinks {
         let sink = crate::sinks::open(s).with_context(|| format!("cannot open sink `{}`", s.name))?;
@@ -170,6 +173,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         started: Instant::now(),
         dead,
         _server: server,
+        _models: models,
         pipeline: spec.name.clone(),
     })
 }
@@ -177,7 +181,12 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
 /// The steps, and the fields to read at ingestion when the first is a query.
 type Built = (Vec<Box<dyn Step>>, Option<Arc<[String]>>);
 
-fn build_steps(spec: &PipelineSpec, opts: &RunOptions, metrics: &Metrics) -> anyhow::Result<Built> {
+fn build_steps(
+    spec: &PipelineSpec,
+    opts: &RunOptions,
+    metrics: &Metrics,
+    models: &ModelRegistry,
+) -> anyhow::Result<Built> {
     let mut engine = None;
     let mut columns = None;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
@@ -190,7 +199,7 @@ fn build_steps(spec: &PipelineSpec, opts: &RunOptions, metrics: &Metrics) -> any
                         PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?,
                     ),
                 };
-                let instance = start_plugin(engine, &s.name, p, metrics)?;
+                let instance = start_plugin(engine, &s.name, p, metrics, models)?;
                 steps.push(Box::new(PluginStep::new(s.name.clone(), instance, metrics.step(&s.name))));
             }
             StepSpecKind::Query(q) => {
@@ -226,6 +235,7 @@ pub fn start_plugin(
     step: &str,
     s: &PluginSpec,
     metrics: &Metrics,
+    models: &ModelRegistry,
 ) -> anyhow::Result<PluginInstance> {
     let plugin = engine.load(&s.plugin).with_context(|| format!("step `{step}`"))?;
     let settings = InstanceSettings {
@@ -233,6 +243,7 @@ pub fn start_plugin(
         config: s.config.clone(),
         limits: s.limits.clone(),
         metrics: metrics.plugin_api(step),
+        models: s.models.iter().filter_map(|m| models.get(m)).collect(),
     };
     let instance = PluginInstance::start(plugin, settings).with_context(|| format!("step `{step}`"))?;
     tracing::info!(step = %step, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");

@@ -1,8 +1,9 @@
 //! The host interface plugins import: logging and custom metrics.
 
-use super::bindings::weir::plugin::{host, types};
+use super::bindings::weir::plugin::{host, models, types};
 use super::instance::StoreData;
 use crate::metrics::{MAX_PLUGIN_METRIC_NAMES, PluginApiMetrics};
+use crate::models::{Tensor, TensorData};
 use std::collections::HashMap;
 
 /// Per-instance state behind the host API.
@@ -69,5 +70,35 @@ impl host::Host for StoreData {
             g.set(value);
             api.gauges.insert(name, g);
         }
+    }
+}
+
+impl models::Host for StoreData {
+    fn infer(&mut self, model: String, inputs: Vec<models::Tensor>) -> Result<models::Inference, String> {
+        let inputs = inputs
+            .into_iter()
+            .map(|t| Tensor {
+                name: t.name,
+                shape: t.shape,
+                data: match t.data {
+                    models::TensorData::Float32(v) => TensorData::Float32(v),
+                    models::TensorData::Int64(v) => TensorData::Int64(v),
+                },
+            })
+            .collect();
+        let inference = self.models.infer(&model, inputs)?;
+        let outputs = inference
+            .outputs
+            .into_iter()
+            .map(|t| models::Tensor {
+                name: t.name,
+                shape: t.shape,
+                data: match t.data {
+                    TensorData::Float32(v) => models::TensorData::Float32(v),
+                    TensorData::Int64(v) => models::TensorData::Int64(v),
+                },
+            })
+            .collect();
+        Ok(models::Inference { outputs, version: inference.version })
     }
 }

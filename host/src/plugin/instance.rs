@@ -7,6 +7,8 @@ use super::engine::{EPOCH_TICK, LoadedPlugin};
 use super::host_api::HostApi;
 use crate::config::Limits;
 use crate::metrics::PluginApiMetrics;
+use crate::models::{Model, ModelSessions};
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -17,6 +19,8 @@ pub struct InstanceSettings {
     pub config: String,
     pub limits: Limits,
     pub metrics: PluginApiMetrics,
+    /// Models the plugin may call with `infer`.
+    pub models: Vec<Arc<Model>>,
 }
 
 /// The data of one Store.
@@ -25,6 +29,7 @@ pub struct StoreData {
     table: ResourceTable,
     limiter: MemoryCap,
     pub(super) api: HostApi,
+    pub(super) models: ModelSessions,
 }
 
 impl WasiView for StoreData {
@@ -133,6 +138,7 @@ impl PluginInstance {
             table: ResourceTable::new(),
             limiter: MemoryCap { cap: self.settings.limits.memory.as_u64() as usize, used: 0, hit: false },
             api: HostApi::new(self.settings.step.clone(), self.settings.metrics.clone_for_instance()),
+            models: ModelSessions::new(&self.settings.step, &self.settings.models),
         };
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.limiter);
@@ -168,6 +174,7 @@ impl PluginInstance {
             ends: std::mem::take(ends),
             timestamps: std::mem::take(timestamps),
         };
+        live.store.data_mut().models.begin_batch();
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = live.processor.call_process(&mut live.store, &batch);
         let n = batch.ends.len();

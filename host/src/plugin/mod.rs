@@ -26,7 +26,7 @@ pub enum PluginError {
     Read { path: String, source: std::io::Error },
     #[error("`{path}` is not a WebAssembly component Weir can run: {message}")]
     Compile { path: String, message: String },
-    #[error("`{path}` does not fit the weir:plugin/processor@0.1.0 world: {message}")]
+    #[error("`{path}` does not fit the weir:plugin/processor@0.1 world: {message}")]
     Link { path: String, message: String },
     #[error("plugin init refused its config: {0}")]
     Init(String),

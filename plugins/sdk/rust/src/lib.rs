@@ -25,8 +25,11 @@
 //! for all payloads); this crate hands it out as [`Event`]s that borrow from
 //! that buffer, and collects outcomes into the same flat layout, so a batch
 //! costs a few copies whatever its size.
+//!
+//! [`models::infer`] runs an ONNX model in the host on a whole batch.
 
 mod batch;
+pub mod models;
 mod outcomes;
 
 pub use batch::{Batch, Event, Events};
