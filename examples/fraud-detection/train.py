@@ -88,16 +88,15 @@ def simulate(rng, cards, count):
 def features(transactions):
     """The fraud-scorer's features, event by event in arrival order:
     amount, the merchant category's and country's risk, and the card's
-    velocity over its earlier transactions with event time in (t - 1 h, t]."""
+    velocity over its earlier transactions with event time in (t - 1 h, t]:
+    their count, their amount (summed in whole cents, so the plugin's running
+    total is exact) and seconds since the latest at or before t."""
     history = defaultdict(list)
     rows = []
     for tx in transactions:
         t = tx["_ms"]
         seen = history[tx["card_id"]]
-        recent = [(ts, a) for ts, a in seen if t - HOUR_MS < ts <= t]
-        amount_1h = 0.0
-        for _, a in recent:
-            amount_1h += a
+        recent = [cents for ts, cents in seen if t - HOUR_MS < ts <= t]
         earlier = [ts for ts, _ in seen if ts <= t]
         since = min((t - max(earlier)) / 1000.0, NO_PREVIOUS_S) if earlier else NO_PREVIOUS_S
         rows.append(
@@ -106,11 +105,11 @@ def features(transactions):
                 MERCHANT_RISK.get(tx["merchant_category"], 0.5),
                 COUNTRY_RISK.get(tx["country"], 0.5),
                 len(recent),
-                amount_1h,
+                sum(recent) / 100,
                 since,
             ]
         )
-        seen.append((t, tx["amount"]))
+        seen.append((t, round(tx["amount"] * 100)))
     return np.array(rows, dtype=np.float64).astype(np.float32)
 
 

@@ -1,8 +1,9 @@
 //! The model's features, computed exactly as `examples/fraud-detection/train.py`
 //! computes them for training (the end-to-end test compares the two).
 
+use foldhash::HashMap;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 
 pub const COUNT: usize = 6;
 const HOUR_MS: i64 = 3_600_000;
@@ -29,45 +30,86 @@ pub struct Transaction<'a> {
     pub country: &'a str,
 }
 
-/// Each card's earlier transactions: (event time ms, amount). Kept in the
-/// instance's memory, so it starts empty after a restart; the keyed-state
-/// API (weir:plugin 0.2) will make it durable.
+/// Each card's recent transactions, kept in the instance's memory (so they
+/// start empty after a restart; the keyed-state API of weir:plugin 0.2 will
+/// make them durable).
 #[derive(Default)]
 pub struct Velocity {
-    cards: HashMap<String, Vec<(i64, f64)>>,
+    cards: HashMap<String, Card>,
+}
+
+/// A card's transactions of the last two hours, sorted by event time, and
+/// running totals of those in the hour up to the newest: in time order an
+/// event costs O(1) (amortized) and touches only the ends of the queue.
+#[derive(Default)]
+struct Card {
+    /// (event time ms, amount in cents).
+    entries: VecDeque<(i64, i64)>,
+    /// First entry inside (newest − 1 h, newest], and the cents from there on.
+    lo: usize,
+    cents: i64,
 }
 
 impl Velocity {
     /// The features of `tx` at event time `t`, then remembers it:
     /// amount, merchant risk, country risk, and over the card's earlier
-    /// transactions (arrival order) with time in (t − 1 h, t]: their count,
-    /// their amount, and seconds since the latest at or before t.
+    /// transactions with time in (t − 1 h, t]: their count, their amount
+    /// (summed in whole cents), and seconds since the latest at or before t.
     pub fn features(&mut self, tables: &RiskTables, tx: &Transaction<'_>, t: i64) -> [f32; COUNT] {
-        let seen = match self.cards.get_mut(tx.card_id) {
-            Some(s) => s,
+        let card = match self.cards.get_mut(tx.card_id) {
+            Some(c) => c,
             None => self.cards.entry(tx.card_id.to_string()).or_default(),
         };
-        let (mut count, mut sum, mut latest) = (0u32, 0.0f64, None::<i64>);
-        for &(ts, amount) in seen.iter() {
-            if t - HOUR_MS < ts && ts <= t {
-                count += 1;
-                sum += amount;
-            }
-            if ts <= t {
-                latest = Some(latest.map_or(ts, |l| l.max(ts)));
-            }
-        }
+        let cents = (tx.amount * 100.0).round() as i64;
+        let (count, sum, latest) = card.add(t, cents);
         let since = latest.map_or(NO_PREVIOUS_S, |l| ((t - l) as f64 / 1000.0).min(NO_PREVIOUS_S));
-        let newest = seen.iter().map(|&(ts, _)| ts).max().unwrap_or(t).max(t);
-        seen.retain(|&(ts, _)| ts > newest - KEEP_MS);
-        seen.push((t, tx.amount));
         [
             tx.amount as f32,
             tables.merchant_risk.get(tx.merchant_category).copied().unwrap_or(0.5),
             tables.country_risk.get(tx.country).copied().unwrap_or(0.5),
             count as f32,
-            sum as f32,
+            (sum as f64 / 100.0) as f32,
             since as f32,
         ]
+    }
+}
+
+impl Card {
+    /// (count, cents, latest time) of the entries in (t − 1 h, t], then adds (t, cents).
+    fn add(&mut self, t: i64, cents: i64) -> (usize, i64, Option<i64>) {
+        let e = &mut self.entries;
+        let result = match e.back() {
+            Some(&(newest, _)) if t < newest => {
+                // Out of order: count the window by search, insert in place.
+                let lo = e.partition_point(|&(ts, _)| ts <= t - HOUR_MS);
+                let hi = e.partition_point(|&(ts, _)| ts <= t);
+                let sum = e.range(lo..hi).map(|&(_, c)| c).sum();
+                let latest = hi.checked_sub(1).map(|i| e[i].0);
+                e.insert(hi, (t, cents));
+                if t > newest - HOUR_MS {
+                    self.cents += cents;
+                } else {
+                    self.lo += 1;
+                }
+                (hi - lo, sum, latest)
+            }
+            newest => {
+                // In order: slide the window to (t − 1 h, t].
+                while self.lo < e.len() && e[self.lo].0 <= t - HOUR_MS {
+                    self.cents -= e[self.lo].1;
+                    self.lo += 1;
+                }
+                let result = (e.len() - self.lo, self.cents, newest.map(|&(ts, _)| ts));
+                e.push_back((t, cents));
+                self.cents += cents;
+                result
+            }
+        };
+        let newest = e.back().map_or(t, |&(ts, _)| ts);
+        while self.lo > 0 && e.front().is_some_and(|&(ts, _)| ts <= newest - KEEP_MS) {
+            e.pop_front();
+            self.lo -= 1;
+        }
+        result
     }
 }
