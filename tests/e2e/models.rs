@@ -312,3 +312,51 @@ fn a_corrupt_replacement_is_refused_and_the_old_model_keeps_serving() {
     assert!(rows.iter().all(|r| r["model_version"] == version.as_str()));
     assert!(ndjson(&dir.path().join("dead.ndjson")).is_empty(), "nothing failed while the bad file sat there");
 }
+
+/// The card-velocity features straight from their definition: over the
+/// card's earlier transactions (arrival order) with time in (t − 1 h, t],
+/// their count and whole-cent sum, and seconds since the latest at or before t.
+fn velocity_by_definition(events: &[serde_json::Value]) -> Vec<[f32; 3]> {
+    let millis = |e: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(e["EventTime"].as_str().unwrap()).unwrap().timestamp_millis()
+    };
+    let mut out = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let t = millis(e);
+        let earlier: Vec<(i64, i64)> = events[..i]
+            .iter()
+            .filter(|p| p["card_id"] == e["card_id"])
+            .map(|p| (millis(p), (p["amount"].as_f64().unwrap() * 100.0).round() as i64))
+            .collect();
+        let recent: Vec<i64> = earlier.iter().filter(|(ts, _)| t - 3_600_000 < *ts && *ts <= t).map(|p| p.1).collect();
+        let latest = earlier.iter().map(|p| p.0).filter(|ts| *ts <= t).max();
+        let since = latest.map_or(86_400.0, |l| ((t - l) as f64 / 1000.0).min(86_400.0));
+        out.push([recent.len() as f32, (recent.iter().sum::<i64>() as f64 / 100.0) as f32, since as f32]);
+    }
+    out
+}
+
+#[test]
+fn card_velocity_is_exact_when_transactions_arrive_out_of_order() {
+    let dir = scratch();
+    // The test set with every third transaction arriving up to 65 minutes late,
+    // so that windows start between entries and late entries fall out of them.
+    let mut events = ndjson(&example("fraud-detection/testset.ndjson"));
+    for (i, e) in events.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let t = chrono::DateTime::parse_from_rfc3339(e["EventTime"].as_str().unwrap()).unwrap();
+        let late = t - chrono::Duration::milliseconds((i as i64 * 79_193) % 3_900_000);
+        e["EventTime"] = late.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into();
+    }
+    let input = dir.path().join("late.ndjson");
+    write_lines(&input, events.iter().map(|e| e.to_string()));
+    let model = example("fraud-detection/fraud-logistic.onnx");
+    assert_ok(&run(&fraud_pipeline(dir.path(), &file_source(&input), &model, "", GRANT)));
+    let got = ndjson(&dir.path().join("out.ndjson"));
+    let want = velocity_by_definition(&events);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        let f: Vec<f32> = g["features"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert_eq!(&f[3..], w, "{}: count, amount and seconds since the last, over the past hour", g["transaction_id"]);
+    }
+    assert!(want.iter().any(|w| w[0] >= 2.0), "the test exercises cards with history");
+}
