@@ -1,6 +1,7 @@
 //! The `weir` command line.
 
 mod bench;
+mod bench_models;
 mod progress;
 mod run;
 
@@ -32,6 +33,9 @@ pub enum Command {
     },
     /// Measures throughput: file → plugin → discard at several batch sizes.
     Bench(bench::BenchArgs),
+    /// Measures host models: ort alone, through a plugin's `infer`, and the
+    /// fraud pipeline end to end.
+    BenchModels(bench_models::BenchModelsArgs),
 }
 
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -81,6 +85,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench::bench(args),
+        Command::BenchModels(args) => bench_models::bench_models(args),
     }
 }
 
