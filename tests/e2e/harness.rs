@@ -54,7 +54,12 @@ pub fn plugin(name: &str) -> PathBuf {
 
 /// The Python drug-interaction plugin, built by `scripts/build-plugins.sh`.
 pub fn python_plugin() -> PathBuf {
-    let path = repo().join("plugins/target/python/drug_interaction_py.wasm");
+    python_plugin_named("drug_interaction_py")
+}
+
+/// The Python plugin `plugins/<name>` (`-` as `_`), built by `scripts/build-plugins.sh`.
+pub fn python_plugin_named(name: &str) -> PathBuf {
+    let path = repo().join("plugins/target/python").join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
         "{} is missing: run scripts/build-plugins.sh (it installs componentize-py and builds the Python plugins)",

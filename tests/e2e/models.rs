@@ -360,3 +360,26 @@ fn card_velocity_is_exact_when_transactions_arrive_out_of_order() {
     }
     assert!(want.iter().any(|w| w[0] >= 2.0), "the test exercises cards with history");
 }
+
+#[test]
+fn a_python_plugin_scores_through_infer_as_python_onnxruntime_does() {
+    let dir = scratch();
+    // Each line of the expected file carries its `features` row.
+    let rows = example("fraud-detection/expected-gbdt.ndjson");
+    let extra = "config = '{\"model\": \"fraud\"}'\nmodels = [\"fraud\"]\n";
+    let pipeline = one_step_pipeline(dir.path(), &rows, &python_plugin_named("score_py"), extra);
+    let model = example("fraud-detection/fraud-gbdt.onnx");
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(&pipeline, format!("{text}\n[models.fraud]\npath = {}\n", toml_path(&model))).unwrap();
+    assert_ok(&run(&pipeline));
+    let got = ndjson(&dir.path().join("out.ndjson"));
+    let want = ndjson(&rows);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g["transaction_id"], w["transaction_id"]);
+        assert_eq!(g["label"], w["label"]);
+        let (p, q) = (g["probability"].as_f64().unwrap(), w["probability"].as_f64().unwrap());
+        assert!((p - q).abs() <= 1e-5, "{}: {p} against {q}", w["transaction_id"]);
+        assert_eq!(g["model_version"], sha256(&model).as_str());
+    }
+}

@@ -19,9 +19,9 @@ into the same layout, so authors never see offsets.
 
 import json
 
-from wit_world.imports import host, types
+from wit_world.imports import host, models, types
 
-__all__ = ["Event", "Outcomes", "Processor", "export", "log", "counter_add", "gauge_set"]
+__all__ = ["Event", "Outcomes", "Processor", "export", "log", "counter_add", "gauge_set", "infer", "InferError"]
 
 MAIN_OUTPUT = "out"
 
@@ -116,6 +116,35 @@ def counter_add(name, value=1):
 
 def gauge_set(name, value):
     host.gauge_set(name, float(value))
+
+
+class InferError(Exception):
+    """The host refused or failed an `infer` call; the message says why."""
+
+
+def infer(model, inputs):
+    """Runs the host model `model` (granted by the step's `models` key) once
+    for a whole batch.
+
+    `inputs` maps each input name to `(shape, values)`: `values` is a flat,
+    row-major list of floats (a float32 tensor) or of ints (int64). Returns
+    `(outputs, version)`: `outputs` maps each output name to `(shape, values)`,
+    `version` is the sha256 of the model file. Raises `InferError`.
+    """
+    from componentize_py_types import Err
+
+    tensors = []
+    for name, (shape, values) in inputs.items():
+        if values and all(type(v) is int for v in values):
+            data = models.TensorData_Int64(list(values))
+        else:
+            data = models.TensorData_Float32([float(v) for v in values])
+        tensors.append(models.Tensor(name, list(shape), data))
+    try:
+        result = models.infer(model, tensors)
+    except Err as e:
+        raise InferError(e.value) from None
+    return {t.name: (t.shape, t.data.value) for t in result.outputs}, result.version
 
 
 def export(processor_cls):
