@@ -51,12 +51,11 @@ impl TensorSpec {
         if !fits {
             return Err(format!("input `{}` has shape {shape:?}, the model takes {self}", self.name));
         }
-        let elements: u64 = shape.iter().map(|&d| u64::from(d)).product();
-        if elements != len as u64 {
-            return Err(format!(
-                "input `{}`: shape {shape:?} holds {elements} elements, but {len} were given",
-                self.name
-            ));
+        // Checked: a hostile shape must not wrap around to the data's length.
+        let elements = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)));
+        if elements != Some(len as u64) {
+            let held = elements.map_or("more than 2^64".to_string(), |e| e.to_string());
+            return Err(format!("input `{}`: shape {shape:?} holds {held} elements, but {len} were given", self.name));
         }
         Ok(())
     }
@@ -133,6 +132,11 @@ mod tests {
         assert_eq!(
             f.check(Elem::Float32, &[3, 6], 17).unwrap_err(),
             "input `features`: shape [3, 6] holds 18 elements, but 17 were given"
+        );
+        let open = TensorSpec { name: "x".into(), elem: Elem::Float32, shape: vec![-1, -1, -1] };
+        assert_eq!(
+            open.check(Elem::Float32, &[u32::MAX, u32::MAX, u32::MAX], 0).unwrap_err(),
+            "input `x`: shape [4294967295, 4294967295, 4294967295] holds more than 2^64 elements, but 0 were given"
         );
     }
 }
