@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +32,10 @@ pub struct ModelVersion {
     pub digest: String,
     pub bytes: Arc<[u8]>,
     pub signature: Signature,
+    /// The session that checked this version at load, handed to the first
+    /// instance that needs one, so it is not built twice (and after a reload
+    /// not on a worker's hot path).
+    spare: Mutex<Option<Session>>,
 }
 
 /// A model and its current version.
@@ -58,7 +62,10 @@ impl Model {
     /// A new session for `version` (one per model per plugin instance:
     /// ONNX Runtime sessions run one call at a time).
     pub fn session(&self, version: &ModelVersion) -> Result<Session, String> {
-        session(&self.env, &version.bytes, self.threads)
+        match version.spare.lock().expect("spare session lock").take() {
+            Some(s) => Ok(s),
+            None => session(&self.env, &version.bytes, self.threads),
+        }
     }
 
     /// Reads and checks the file; the error says why it cannot serve.
@@ -107,7 +114,12 @@ fn read_version(env: &Environment, path: &Path, threads: usize) -> Result<ModelV
     let s = session(env, &bytes, threads)
         .map_err(|e| format!("`{}` is not a model ONNX Runtime can load: {e}", path.display()))?;
     let signature = Signature::of(&s).map_err(|e| format!("`{}`: {e}", path.display()))?;
-    Ok(ModelVersion { digest: hex::encode(Sha256::digest(&bytes)), bytes: bytes.into(), signature })
+    Ok(ModelVersion {
+        digest: hex::encode(Sha256::digest(&bytes)),
+        bytes: bytes.into(),
+        signature,
+        spare: Mutex::new(Some(s)),
+    })
 }
 
 /// Every model of a pipeline.

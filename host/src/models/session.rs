@@ -59,7 +59,6 @@ struct Granted {
 }
 
 /// The models of one plugin instance (one step of one worker).
-#[derive(Default)]
 pub struct ModelSessions {
     step: String,
     granted: Vec<Granted>,
