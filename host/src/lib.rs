@@ -9,6 +9,7 @@
 //! - [`pipeline`]: steps, the worker, and running a pipeline.
 //! - [`sinks`]: file, stdout, discard.
 //! - [`dead_letter`]: refused events with their reasons.
+//! - [`deploy`]: hot-loading new plugin versions (admin API, watched folder).
 //! - [`metrics`]: every Prometheus metric.
 //! - [`server`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`cli`]: the `weir` command's subcommands.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
+pub mod deploy;
 pub mod event;
 pub mod metrics;
 pub mod models;

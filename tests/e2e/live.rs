@@ -22,6 +22,36 @@ pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// A plain HTTP/1.1 POST of `body`; (status, body).
+pub fn post(port: u16, path: &str, body: &[u8]) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    write!(s, "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+        .ok()?;
+    s.write_all(body).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// GET of a JSON answer.
+pub fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let (status, body) = get(port, path).expect("the server answers");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+}
+
+/// Polls `check` every 20 ms until it holds, or fails after a minute.
+pub fn wait_until(what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < Duration::from_secs(60), "waited a minute for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The value of the series `name` whose labels include all of `labels` (in any order).
 pub fn metric(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
     body.lines()
@@ -75,4 +105,12 @@ pub fn sigterm(child: &mut Reaper) -> std::process::Output {
     let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert!(status.success());
     child.0.take().unwrap().wait_with_output().unwrap()
+}
+
+/// "N" of the run summary's "read N events" line.
+pub fn events_read(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("read")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no run summary in:\n{stderr}"))
 }

@@ -94,11 +94,12 @@ fn boundary_ns(plugin: &Path, input: &Path, batch_size: usize, rounds: usize) ->
         step: "bench".into(),
         config: String::new(),
         limits: Limits::default(),
+        grants: Default::default(),
         metrics: metrics.plugin_api("bench"),
         models: Vec::new(),
     };
-    let instance = PluginInstance::start(loaded, settings)?;
-    let mut step = PluginStep::new("bench".into(), instance, metrics.step("bench"));
+    let instance = PluginInstance::start(loaded, settings.clone())?;
+    let (mut step, _) = PluginStep::new(instance, settings, &metrics, Default::default());
     let dead = DeadLetters::new(input.with_extension("boundary-dead.ndjson"), vec!["events".into()], metrics.clone());
     let text = std::fs::read(input)?;
     let mut batches = Vec::new();
@@ -138,6 +139,8 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
                 config: String::new(),
                 limits: Limits::default(),
                 models: Vec::new(),
+                grants: Default::default(),
+                circuit: crate::pipeline::PluginStepOptions::default().circuit,
             }),
         })
         .into_iter()
@@ -150,6 +153,8 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
         listen: None,
         onnx_library: None,
         models: Vec::new(),
+        deploy_watch: None,
+        probation_batches: 16,
         sources: vec![SourceSpec {
             name: "events".into(),
             timestamp_field: Some("EventTime".into()),
@@ -158,7 +163,7 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
             kind: SourceSpecKind::File { path: input.to_path_buf() },
         }],
         steps,
-        sinks: vec![SinkSpec { name: "discard".into(), kind: SinkSpecKind::Discard, from }],
+        sinks: vec![SinkSpec { name: "discard".into(), kind: SinkSpecKind::Discard, from, metadata: false }],
         dead_letter: Some(input.with_extension("dead.ndjson")),
     };
     let started = Instant::now();

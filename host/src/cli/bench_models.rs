@@ -194,11 +194,12 @@ fn through_plugin(
         step: "bench".into(),
         config: config.to_string(),
         limits: Limits { deadline: Duration::from_secs(10), ..Limits::default() },
+        grants: Default::default(),
         metrics: metrics.plugin_api("bench"),
         models: vec![model.clone()],
     };
-    let instance = PluginInstance::start(engine.load(plugin)?, settings)?;
-    let mut step = PluginStep::new("bench".into(), instance, metrics.step("bench"));
+    let instance = PluginInstance::start(engine.load(plugin)?, settings.clone())?;
+    let (mut step, _) = PluginStep::new(instance, settings, &metrics, Default::default());
     let dir = tempfile::tempdir()?;
     let dead = DeadLetters::new(dir.path().join("dead.ndjson"), vec!["events".into()], metrics.clone());
     let mut one = Batch::default();
@@ -231,6 +232,8 @@ fn fraud_pipeline(args: &BenchModelsArgs, model: &ModelSpec, batch: usize) -> an
         listen: None,
         onnx_library: args.onnx_library.clone(),
         models: vec![model.clone()],
+        deploy_watch: None,
+        probation_batches: 16,
         sources: vec![SourceSpec {
             name: "tx".into(),
             timestamp_field: Some("EventTime".into()),
@@ -254,12 +257,15 @@ fn fraud_pipeline(args: &BenchModelsArgs, model: &ModelSpec, batch: usize) -> an
                 config: config.to_string(),
                 limits: Limits { deadline: Duration::from_secs(10), ..Limits::default() },
                 models: vec![model.name.clone()],
+                grants: Default::default(),
+                circuit: crate::pipeline::PluginStepOptions::default().circuit,
             }),
         }],
         sinks: vec![SinkSpec {
             name: "discard".into(),
             kind: SinkSpecKind::Discard,
             from: Route::Step { step: 0, output: "out".into() },
+            metadata: false,
         }],
         dead_letter: Some(dir.path().join("dead.ndjson")),
     };

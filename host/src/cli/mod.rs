@@ -2,6 +2,8 @@
 
 mod bench;
 mod bench_models;
+mod bench_swap;
+mod deploy;
 mod progress;
 mod run;
 
@@ -31,11 +33,17 @@ pub enum Command {
         /// The pipeline file.
         pipeline: PathBuf,
     },
+    /// Deploys a new plugin version to a step of a running pipeline (or
+    /// rolls back, or lists versions) through its admin API.
+    Deploy(deploy::DeployArgs),
     /// Measures throughput: file → plugin → discard at several batch sizes.
     Bench(bench::BenchArgs),
     /// Measures host models: ort alone, through a plugin's `infer`, and the
     /// fraud pipeline end to end.
     BenchModels(bench_models::BenchModelsArgs),
+    /// Measures hot-loading: the stall of the event flow per swap under
+    /// load, upload to first batch, and compile times with and without the cache.
+    BenchSwap(bench_swap::BenchSwapArgs),
 }
 
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -48,7 +56,14 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colours only on a terminal: logs redirected to a file stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -73,7 +88,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                                 engine.insert(crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?)
                             }
                         };
-                        let instance = crate::pipeline::start_plugin(engine, &step.name, p, &metrics, &models)?;
+                        let (instance, _) = crate::pipeline::start_plugin(engine, &step.name, p, &metrics, &models)?;
                         eprintln!("step `{}`: {} starts (sha256 {})", step.name, p.plugin.display(), instance.digest());
                     }
                     crate::config::StepSpecKind::Query(q) => {
@@ -84,8 +99,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("{}: ok", pipeline.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Deploy(args) => deploy::deploy(args),
         Command::Bench(args) => bench::bench(args),
         Command::BenchModels(args) => bench_models::bench_models(args),
+        Command::BenchSwap(args) => bench_swap::bench_swap(args),
     }
 }
 

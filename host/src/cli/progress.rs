@@ -93,5 +93,8 @@ pub fn print_summary(name: &str, r: &RunReport) {
     } else {
         out += "  dead-letter  none\n";
     }
+    for (step, capability, n) in &r.denied {
+        out += &format!("  sandbox      {step}: {n} {capability} use{} denied\n", if *n == 1 { "" } else { "s" });
+    }
     eprint!("{out}");
 }

@@ -57,6 +57,26 @@ mod tests {
     }
 
     #[test]
+    fn grants_circuits_and_metadata_are_checked_in_context() {
+        let plugin = "plugins/sdk/rust/Cargo.toml"; // any existing file stands in for a component
+        let step = |extra: &str| {
+            format!(
+                "{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[steps]]\nname = \"s\"\nplugin = \"../{plugin}\"\n{extra}\n"
+            )
+        };
+        let e = err(&step("grants = { read_dir = \"/no/such/folder\" }"));
+        assert_eq!(e, "p.toml:10: steps[0].grants.read_dir: `/no/such/folder` is not a folder");
+        let e = err(&step("circuit = { fallback = \"/no/such.wasm\" }"));
+        assert_eq!(e, "p.toml:12: steps[0].circuit.fallback: plugin file `/no/such.wasm` not found");
+        let e = err(&step("grants = { network = true }"));
+        assert!(e.contains("unknown field `network`"), "{e}");
+        let e = err(&format!(
+            "{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[sinks]]\nname = \"d\"\nkind = \"discard\"\nmetadata = true\n"
+        ));
+        assert_eq!(e, "p.toml:10: sinks[0].metadata: applies only to file and stdout sinks");
+    }
+
+    #[test]
     fn a_pipeline_needs_a_source() {
         assert_eq!(err(HEAD), "p.toml: sources: a pipeline needs at least one [[sources]] table");
     }

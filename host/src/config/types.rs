@@ -25,6 +25,23 @@ pub struct PipelineFile {
     /// `[models.<name>]`: ONNX models plugins may call.
     #[serde(default)]
     pub models: std::collections::BTreeMap<String, ModelConfig>,
+    /// `[deploy]`: hot-loading new plugin versions.
+    pub deploy: Option<DeploySection>,
+}
+
+/// `[deploy]`: how new plugin versions reach a running pipeline (besides
+/// `POST /api/v1/pipelines/<pipeline>/steps/<step>/versions`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    /// A folder to watch: a component written (or renamed) there as
+    /// `<step>.wasm` is deployed to that step. Write elsewhere and rename in,
+    /// so that a half-written file is never read.
+    pub watch: Option<Spanned<PathBuf>>,
+    /// Batches a new version must process without a failed call before the
+    /// previous one is let go (default 16); a failure before that rolls
+    /// back to the previous version, which then processes the batch.
+    pub probation_batches: Option<u32>,
 }
 
 /// `[onnx]`: the ONNX Runtime library.
@@ -161,6 +178,10 @@ pub struct StepConfig {
     pub limits: Option<Limits>,
     /// plugin: names of the `[models.<name>]` the plugin may call with `infer`.
     pub models: Option<Spanned<Vec<String>>>,
+    /// plugin: capabilities granted to the sandbox; none by default.
+    pub grants: Option<Grants>,
+    /// plugin: the circuit breaker.
+    pub circuit: Option<CircuitConfig>,
     /// A query in Stream Analytics-style SQL (see docs/queries.md).
     pub query: Option<Spanned<String>>,
     /// query: how long after a window fires a late event still corrects
@@ -180,12 +201,90 @@ pub struct Limits {
     /// Largest linear memory the plugin may have (default "128MiB").
     #[serde(default = "default_memory")]
     pub memory: bytesize::ByteSize,
+    /// Most events a plugin may emit for one input event (default 1000);
+    /// more fails the batch with reason `plugin-output-limit`.
+    #[serde(default = "default_outputs_per_event")]
+    pub max_outputs_per_event: u32,
+    /// Most payload bytes a plugin may emit for one batch (default "32MiB");
+    /// more fails the batch with reason `plugin-output-limit`.
+    #[serde(default = "default_output_bytes")]
+    pub max_output_bytes: bytesize::ByteSize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { deadline: default_deadline(), memory: default_memory() }
+        Limits {
+            deadline: default_deadline(),
+            memory: default_memory(),
+            max_outputs_per_event: default_outputs_per_event(),
+            max_output_bytes: default_output_bytes(),
+        }
     }
+}
+
+fn default_outputs_per_event() -> u32 {
+    1000
+}
+
+fn default_output_bytes() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(32)
+}
+
+/// `[steps.grants]`: what a plugin may reach besides its events. A plugin
+/// gets no files, no environment, no network and a wall clock stuck at
+/// 1970-01-01 unless granted here. Network access is never granted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// A host folder the plugin may read (not write), seen in the plugin as `/data`.
+    pub read_dir: Option<PathBuf>,
+    /// Names of environment variables the plugin may read (their values
+    /// are taken from Weir's environment when an instance starts).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The real wall clock (default false: the clock reads 1970-01-01).
+    /// Event times come with the events; plugins rarely need it.
+    #[serde(default)]
+    pub wall_clock: bool,
+}
+
+/// `[steps.circuit]`: after `failures` consecutive failed batches the
+/// circuit opens: batches skip the plugin and go to the `fallback`
+/// plugin, or to the dead-letter output with reason `circuit-open`. After
+/// `cool_down` one batch tries the plugin again (half-open): success closes
+/// the circuit, failure opens it for another `cool_down`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitConfig {
+    /// Consecutive failed batches that open the circuit (default 5; 0 never opens it).
+    #[serde(default = "default_failures")]
+    pub failures: u32,
+    /// How long the circuit stays open before a trial batch (default "30s").
+    #[serde(default = "default_cool_down", with = "humantime_serde")]
+    pub cool_down: Duration,
+    /// A plugin component that processes the step's batches while the circuit is open.
+    pub fallback: Option<Spanned<PathBuf>>,
+    /// Configuration string for the fallback plugin's `init`.
+    pub fallback_config: Option<String>,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> Self {
+        CircuitConfig {
+            failures: default_failures(),
+            cool_down: default_cool_down(),
+            fallback: None,
+            fallback_config: None,
+        }
+    }
+}
+
+fn default_failures() -> u32 {
+    5
+}
+
+fn default_cool_down() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_deadline() -> Duration {
@@ -210,6 +309,11 @@ pub struct SinkConfig {
     pub from: Option<Spanned<String>>,
     /// file: path to append NDJSON to (created with its folders if missing).
     pub path: Option<PathBuf>,
+    /// file, stdout: add to each event a `"_weir"` object with its
+    /// metadata, `{"versions": {"<step>": "<sha256 of the plugin version>"}}`
+    /// for every plugin step that processed it (default false).
+    #[serde(default)]
+    pub metadata: bool,
 }
 
 /// The kinds of sink.

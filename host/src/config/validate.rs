@@ -21,6 +21,10 @@ pub struct PipelineSpec {
     /// `[onnx] library`, if given.
     pub onnx_library: Option<PathBuf>,
     pub models: Vec<crate::models::ModelSpec>,
+    /// `[deploy] watch`: the folder watched for new plugin versions.
+    pub deploy_watch: Option<PathBuf>,
+    /// `[deploy] probation_batches`.
+    pub probation_batches: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +77,18 @@ pub struct PluginSpec {
     pub limits: Limits,
     /// Models the plugin may call.
     pub models: Vec<String>,
+    pub grants: Grants,
+    pub circuit: CircuitSpec,
+}
+
+/// The circuit breaker of a plugin step.
+#[derive(Debug, Clone)]
+pub struct CircuitSpec {
+    /// 0: never opens.
+    pub failures: u32,
+    pub cool_down: Duration,
+    /// The fallback plugin and its config.
+    pub fallback: Option<(PathBuf, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +103,8 @@ pub struct SinkSpec {
     pub name: String,
     pub kind: SinkSpecKind,
     pub from: Route,
+    /// Write each event's metadata (`"_weir"`) into it.
+    pub metadata: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +172,21 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
         dead_letter: file.dead_letter.map(|d| d.path),
         onnx_library: file.onnx.and_then(|o| o.library),
         models,
+        deploy_watch: deploy_watch(&file.deploy, at)?,
+        probation_batches: file.deploy.as_ref().and_then(|d| d.probation_batches).unwrap_or(16),
     })
+}
+
+fn deploy_watch(deploy: &Option<DeploySection>, at: &Locator<'_>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(watch) = deploy.as_ref().and_then(|d| d.watch.as_ref()) else { return Ok(None) };
+    if !watch.get_ref().is_dir() {
+        return Err(at.error(
+            Some(watch.span()),
+            "deploy.watch",
+            format!("`{}` is not a folder", watch.get_ref().display()),
+        ));
+    }
+    Ok(Some(watch.get_ref().clone()))
 }
 
 fn models(
@@ -312,6 +344,8 @@ fn step(
                 ("config_file", s.config_file.is_some()),
                 ("limits", s.limits.is_some()),
                 ("models", s.models.is_some()),
+                ("grants", s.grants.is_some()),
+                ("circuit", s.circuit.is_some()),
             ] {
                 if present {
                     return Err(at.error(Some(query.span()), key(field), "applies only to plugin steps"));
@@ -380,6 +414,42 @@ fn plugin_step(
     if limits.memory.as_u64() < 1 << 20 {
         return Err(at.error(Some(s.name.span()), key("limits.memory"), "must be at least 1MiB"));
     }
+    if limits.max_outputs_per_event == 0 {
+        return Err(at.error(Some(s.name.span()), key("limits.max_outputs_per_event"), "must be at least 1"));
+    }
+    let grants = s.grants.clone().unwrap_or_default();
+    if let Some(dir) = &grants.read_dir
+        && !dir.is_dir()
+    {
+        return Err(at.error(
+            Some(s.name.span()),
+            key("grants.read_dir"),
+            format!("`{}` is not a folder", dir.display()),
+        ));
+    }
+    let c = s.circuit.clone().unwrap_or_default();
+    if c.failures > 0 && c.cool_down.is_zero() {
+        return Err(at.error(Some(s.name.span()), key("circuit.cool_down"), "must be more than zero"));
+    }
+    let fallback = match &c.fallback {
+        Some(f) if !f.get_ref().is_file() => {
+            return Err(at.error(
+                Some(f.span()),
+                key("circuit.fallback"),
+                format!("plugin file `{}` not found", f.get_ref().display()),
+            ));
+        }
+        Some(f) => Some((f.get_ref().clone(), c.fallback_config.clone().unwrap_or_default())),
+        None if c.fallback_config.is_some() => {
+            return Err(at.error(
+                Some(s.name.span()),
+                key("circuit.fallback_config"),
+                "applies only with `circuit.fallback`",
+            ));
+        }
+        None => None,
+    };
+    let circuit = CircuitSpec { failures: c.failures, cool_down: c.cool_down, fallback };
     let granted = s.models.as_ref().map(|m| m.get_ref().clone()).unwrap_or_default();
     for name in &granted {
         if !models.iter().any(|m| &m.name == name) {
@@ -395,7 +465,7 @@ fn plugin_step(
             ));
         }
     }
-    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits, models: granted })
+    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits, models: granted, grants, circuit })
 }
 
 fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Result<SinkSpec, ConfigError> {
@@ -408,6 +478,9 @@ fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Resul
         }
         SinkKind::Stdout | SinkKind::Discard if s.path.is_some() => {
             return Err(at.error(Some(s.name.span()), key("path"), "applies only to sinks of kind `file`"));
+        }
+        SinkKind::Discard if s.metadata => {
+            return Err(at.error(Some(s.name.span()), key("metadata"), "applies only to file and stdout sinks"));
         }
         SinkKind::Stdout => SinkSpecKind::Stdout,
         SinkKind::Discard => SinkSpecKind::Discard,
@@ -431,5 +504,5 @@ fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Resul
             Route::Step { step, output: output.to_string() }
         }
     };
-    Ok(SinkSpec { name: s.name.get_ref().clone(), kind, from })
+    Ok(SinkSpec { name: s.name.get_ref().clone(), kind, from, metadata: s.metadata })
 }

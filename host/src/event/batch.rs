@@ -24,6 +24,9 @@ pub struct Batch {
     /// Field values read while the batch was decoded at ingestion, for a
     /// query step right after the source, so that each event is parsed once.
     pub columns: Option<Columns>,
+    /// The plugin versions that processed every event of this batch, as
+    /// (step, sha256), in step order; sinks with `metadata` write them.
+    pub versions: Vec<(Arc<str>, Arc<str>)>,
 }
 
 /// Values of named fields, `fields.len()` cells per event, in event order.
@@ -60,6 +63,7 @@ impl Batch {
             timestamps: Vec::with_capacity(events),
             origins: Vec::with_capacity(events),
             columns: None,
+            versions: Vec::new(),
         }
     }
 
@@ -77,6 +81,7 @@ impl Batch {
         self.timestamps.clear();
         self.origins.clear();
         self.columns = None;
+        self.versions.clear();
     }
 
     /// Payload of event `i`.

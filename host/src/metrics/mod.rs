@@ -13,7 +13,9 @@ use prometheus::{
 use std::collections::HashMap;
 
 mod models;
+mod plugins;
 pub use models::{ModelMetrics, VersionMetrics};
+pub use plugins::{PluginFamilies, PluginMetrics, SandboxMetrics};
 
 /// The registry and metric families of one pipeline.
 #[derive(Clone)]
@@ -25,8 +27,7 @@ pub struct Metrics {
     step_events_out: IntCounterVec,
     step_events_rejected: IntCounterVec,
     dead_letter: IntCounterVec,
-    plugin_call_seconds: HistogramVec,
-    plugin_restarts: IntCounterVec,
+    plugins: PluginFamilies,
     plugin_counter: IntCounterVec,
     plugin_gauge: prometheus::GaugeVec,
     batch_events: HistogramVec,
@@ -125,19 +126,7 @@ impl Metrics {
                 "Events sent to the dead-letter output, by reason.",
                 &["reason"],
             ),
-            plugin_call_seconds: histogram(
-                r,
-                "weir_plugin_call_duration_seconds",
-                "Duration of one plugin call (one batch).",
-                &["step"],
-                prometheus::exponential_buckets(1e-6, 4.0, 12).expect("valid buckets"),
-            ),
-            plugin_restarts: counter(
-                r,
-                "weir_plugin_instance_restarts_total",
-                "Plugin instances recreated after a failed call, by reason.",
-                &["step", "reason"],
-            ),
+            plugins: PluginFamilies::register(r),
             plugin_counter: counter(
                 r,
                 "weir_plugin_counter_total",
@@ -184,8 +173,6 @@ impl Metrics {
             main_out: self.step_events_out.with_label_values(&[step, "out"]),
             out_family: self.step_events_out.clone(),
             rejected: self.step_events_rejected.with_label_values(&[step]),
-            call_seconds: self.plugin_call_seconds.with_label_values(&[step]),
-            restarts: self.plugin_restarts.clone(),
             batch_events: self.batch_events.with_label_values(&[&format!("step:{step}")]),
         }
     }
@@ -206,7 +193,18 @@ impl Metrics {
             step: step.to_string(),
             counters: self.plugin_counter.clone(),
             gauges: self.plugin_gauge.clone(),
+            sandbox: self.plugins.sandbox(step),
         }
+    }
+
+    /// (step, capability, count) of the capability uses the sandbox refused.
+    pub fn denied(&self) -> Vec<(String, String, u64)> {
+        self.plugins.denied()
+    }
+
+    /// Handles for a plugin step: calls, versions, deployments, circuit.
+    pub fn plugin(&self, step: &str) -> PluginMetrics {
+        self.plugins.step(step)
     }
 
     pub fn models(&self) -> ModelMetrics {
@@ -266,6 +264,8 @@ pub const DEAD_LETTER_REASONS: &[&str] = &[
     "plugin-memory",
     "plugin-invalid-output",
     "plugin-unavailable",
+    "plugin-output-limit",
+    "circuit-open",
     "late-event",
 ];
 
@@ -298,18 +298,12 @@ pub struct StepMetrics {
     pub main_out: IntCounter,
     out_family: IntCounterVec,
     pub rejected: IntCounter,
-    pub call_seconds: Histogram,
-    restarts: IntCounterVec,
     pub batch_events: Histogram,
 }
 
 impl StepMetrics {
     pub fn out(&self, output: &str) -> IntCounter {
         if output == "out" { self.main_out.clone() } else { self.out_family.with_label_values(&[&self.step, output]) }
-    }
-
-    pub fn restarted(&self, reason: &str) {
-        self.restarts.with_label_values(&[&self.step, reason]).inc();
     }
 }
 
@@ -328,10 +322,12 @@ pub struct WindowMetrics {
 pub const MAX_PLUGIN_METRIC_NAMES: usize = 64;
 
 /// The metrics a plugin reaches through the host API, bounded in names.
+#[derive(Clone)]
 pub struct PluginApiMetrics {
     step: String,
     counters: IntCounterVec,
     gauges: prometheus::GaugeVec,
+    pub sandbox: SandboxMetrics,
 }
 
 impl PluginApiMetrics {
@@ -347,6 +343,11 @@ impl PluginApiMetrics {
 impl PluginApiMetrics {
     /// Handles for a new instance of the same step.
     pub fn clone_for_instance(&self) -> PluginApiMetrics {
-        PluginApiMetrics { step: self.step.clone(), counters: self.counters.clone(), gauges: self.gauges.clone() }
+        PluginApiMetrics {
+            step: self.step.clone(),
+            counters: self.counters.clone(),
+            gauges: self.gauges.clone(),
+            sandbox: self.sandbox.clone(),
+        }
     }
 }

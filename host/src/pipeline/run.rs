@@ -1,11 +1,12 @@
 //! Building a pipeline from its spec and running it to the end of its input
 //! or until it is told to stop.
 
-use super::plugin_step::PluginStep;
+use super::plugin_step::{PluginStep, PluginStepOptions};
 use super::step::Step;
 use super::worker::{SinkSlot, Worker};
 use crate::config::{PipelineSpec, PluginSpec, Route, StepSpecKind};
 use crate::dead_letter::{self, DeadLetters};
+use crate::deploy::{Deployments, StepControl};
 use crate::event::{Batch, FieldPlan};
 use crate::metrics::{Family, Metrics};
 use crate::models::ModelRegistry;
@@ -42,7 +43,10 @@ pub struct Running {
     started: Instant,
     dead: Arc<DeadLetters>,
     _server: Option<crate::server::Server>,
+    _watcher: Option<crate::deploy::Watcher>,
     _models: ModelRegistry,
+    /// Hot-loading into the running steps.
+    pub deployments: Arc<Deployments>,
     pipeline: String,
 }
 
@@ -58,6 +62,8 @@ pub struct RunReport {
     pub dead_letters: Vec<(String, u64)>,
     pub dead_letter_path: PathBuf,
     pub stopped_by_signal: bool,
+    /// (step, capability, count) of refused capability uses.
+    pub denied: Vec<(String, String, u64)>,
 }
 
 /// Starts every part of the pipeline; the returned [`Running`] is waited on
@@ -70,7 +76,12 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()));
 
     let models = ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
-    let (steps, columns) = build_steps(&spec, &opts, &metrics, &models)?;
+    let engine = Arc::new(PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?);
+    let Built { steps, columns, controls } = build_steps(&spec, &engine, &metrics, &models)?;
+    let running_flag = Arc::new(AtomicBool::new(true));
+    let queries =
+        spec.steps.iter().filter(|s| matches!(s.kind, StepSpecKind::Query(_))).map(|s| s.name.clone()).collect();
+    let deployments = Arc::new(Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone()));
     let mut sinks = Vec::new();
     for s in &spec.sinks {
         let sink = crate::sinks::open(s).with_context(|| format!("cannot open sink `{}`", s.name))?;
@@ -85,7 +96,14 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let ready = Arc::new(AtomicBool::new(false));
     let listen = opts.listen.clone().or(spec.listen.clone());
     let server = match listen {
-        Some(addr) => Some(crate::server::Server::start(&addr, metrics.clone(), ready.clone())?),
+        Some(addr) => Some(crate::server::Server::start(&addr, metrics.clone(), ready.clone(), deployments.clone())?),
+        None => None,
+    };
+    let watcher = match &spec.deploy_watch {
+        Some(dir) => Some(
+            crate::deploy::Watcher::start(dir, deployments.clone())
+                .with_context(|| format!("cannot watch `{}`", dir.display()))?,
+        ),
         None => None,
     };
 
@@ -148,7 +166,15 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let worker_stop = stop.clone();
     let worker = std::thread::Builder::new().name("worker".into()).spawn(move || {
         let result = (|| -> std::io::Result<()> {
-            for mut msg in rx {
+            loop {
+                let mut msg = match rx.recv_timeout(crate::deploy::IDLE_TICK) {
+                    Ok(msg) => msg,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        worker.idle();
+                        continue;
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                };
                 msg.decode();
                 msg.send_refused(&worker_dead)?;
                 worker.handle(msg.batch, &worker_dead)?;
@@ -160,6 +186,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         if result.is_err() {
             worker_stop.store(true, Ordering::Relaxed);
         }
+        running_flag.store(false, Ordering::Relaxed);
         result.context("worker failed")
     })?;
 
@@ -173,34 +200,51 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         started: Instant::now(),
         dead,
         _server: server,
+        _watcher: watcher,
         _models: models,
+        deployments,
         pipeline: spec.name.clone(),
     })
 }
 
-/// The steps, and the fields to read at ingestion when the first is a query.
-type Built = (Vec<Box<dyn Step>>, Option<Arc<[String]>>);
+/// The steps, the fields to read at ingestion when the first is a query,
+/// and the controls of the plugin steps.
+struct Built {
+    steps: Vec<Box<dyn Step>>,
+    columns: Option<Arc<[String]>>,
+    controls: Vec<Arc<StepControl>>,
+}
 
 fn build_steps(
     spec: &PipelineSpec,
-    opts: &RunOptions,
+    engine: &PluginEngine,
     metrics: &Metrics,
     models: &ModelRegistry,
 ) -> anyhow::Result<Built> {
-    let mut engine = None;
     let mut columns = None;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    let mut controls = Vec::new();
     for (i, s) in spec.steps.iter().enumerate() {
         match &s.kind {
             StepSpecKind::Plugin(p) => {
-                let engine = match &mut engine {
-                    Some(e) => e,
-                    None => engine.insert(
-                        PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?,
-                    ),
+                let (instance, settings) = start_plugin(engine, &s.name, p, metrics, models)?;
+                let fallback = match &p.circuit.fallback {
+                    Some((path, config)) => {
+                        let spec = PluginSpec { plugin: path.clone(), config: config.clone(), ..p.clone() };
+                        let (fallback, _) = start_plugin(engine, &s.name, &spec, metrics, models)
+                            .context("the circuit's fallback plugin")?;
+                        Some(fallback)
+                    }
+                    None => None,
                 };
-                let instance = start_plugin(engine, &s.name, p, metrics, models)?;
-                steps.push(Box::new(PluginStep::new(s.name.clone(), instance, metrics.step(&s.name))));
+                let opts = PluginStepOptions {
+                    circuit: p.circuit.clone(),
+                    fallback,
+                    probation_batches: spec.probation_batches,
+                };
+                let (step, control) = PluginStep::new(instance, settings, metrics, opts);
+                steps.push(Box::new(step));
+                controls.push(control);
             }
             StepSpecKind::Query(q) => {
                 let settings = QueryStepSettings {
@@ -225,29 +269,30 @@ fn build_steps(
             }
         }
     }
-    Ok((steps, columns))
+    Ok(Built { steps, columns, controls })
 }
 
-/// Loads a step's plugin and starts an instance with its config and limits;
-/// errors name the step.
+/// Loads a step's plugin and starts an instance with its config, limits
+/// and grants; errors name the step. The settings start later versions.
 pub fn start_plugin(
     engine: &PluginEngine,
     step: &str,
     s: &PluginSpec,
     metrics: &Metrics,
     models: &ModelRegistry,
-) -> anyhow::Result<PluginInstance> {
+) -> anyhow::Result<(PluginInstance, InstanceSettings)> {
     let plugin = engine.load(&s.plugin).with_context(|| format!("step `{step}`"))?;
     let settings = InstanceSettings {
         step: step.to_string(),
         config: s.config.clone(),
         limits: s.limits.clone(),
+        grants: s.grants.clone(),
         metrics: metrics.plugin_api(step),
         models: s.models.iter().filter_map(|m| models.get(m)).collect(),
     };
-    let instance = PluginInstance::start(plugin, settings).with_context(|| format!("step `{step}`"))?;
+    let instance = PluginInstance::start(plugin, settings.clone()).with_context(|| format!("step `{step}`"))?;
     tracing::info!(step = %step, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");
-    Ok(instance)
+    Ok((instance, settings))
 }
 
 impl Running {
@@ -292,6 +337,7 @@ impl Running {
             dead_letters: m.by_label(Family::DeadLetter),
             dead_letter_path: self.dead.path().to_path_buf(),
             stopped_by_signal: self.stop.load(Ordering::Relaxed),
+            denied: m.denied(),
         })
     }
 }

@@ -20,6 +20,10 @@ pub trait Step: Send {
     /// failure of the host (dead-letter output unwritable), not of the step.
     fn process(&mut self, batch: Batch, dead: &DeadLetters) -> std::io::Result<Outputs>;
 
+    /// Called when no batch has come for a while; a plugin step takes a
+    /// pending new version here, so that a swap never waits for events.
+    fn idle(&mut self) {}
+
     /// Called once at the end of finite input, after the last batch; steps
     /// that hold events back (windows) release them here.
     fn finish(&mut self, _dead: &DeadLetters) -> std::io::Result<Outputs> {

@@ -31,6 +31,13 @@ impl Worker {
         self.run_from(0, batch, dead)
     }
 
+    /// No batch for a while: lets the steps do what waits for a boundary.
+    pub fn idle(&mut self) {
+        for s in &mut self.steps {
+            s.idle();
+        }
+    }
+
     /// End of input: each step in turn releases what it holds, which flows
     /// through the steps after it.
     pub fn finish(&mut self, dead: &DeadLetters) -> std::io::Result<()> {

@@ -42,6 +42,7 @@ impl PluginEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        deny_sockets(&mut linker)?;
         super::bindings::Processor::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
         Ok(PluginEngine { engine, linker, cache: ComponentCache::new(cache_dir) })
     }
@@ -61,6 +62,10 @@ impl PluginEngine {
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
         let shown = path.display().to_string();
         let digest = digest(bytes);
+        if !bytes.starts_with(b"\0asm") && std::str::from_utf8(bytes).is_err() {
+            let message = "not WebAssembly: the file does not start with the `\\0asm` magic bytes".to_string();
+            return Err(PluginError::Compile { path: shown, message });
+        }
         let component = self
             .cache
             .compile(&self.engine, bytes, &digest)
@@ -73,6 +78,33 @@ impl PluginEngine {
             .map_err(|e| PluginError::Link { path: shown.clone(), message: format!("{e:#}") })?;
         Ok(LoadedPlugin { pre, digest: digest.into(), path: path.to_path_buf() })
     }
+}
+
+/// Replaces WASI's socket constructors with ones that refuse and count the
+/// attempt: a plugin never gets a host socket (not even an unconnected
+/// one), and `weir_plugin_denied_total{capability="network"}` shows who tried.
+fn deny_sockets(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+    use wasmtime::StoreContextMut;
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
+    use wasmtime_wasi::p2::{TcpSocket, UdpSocket};
+    linker.allow_shadowing(true);
+    linker.instance("wasi:sockets/tcp-create-socket@0.2.12")?.func_wrap(
+        "create-tcp-socket",
+        |mut store: StoreContextMut<'_, StoreData>, (_family,): (IpAddressFamily,)| {
+            store.data_mut().api.denied_network("tcp");
+            Ok((Err::<Resource<TcpSocket>, _>(ErrorCode::AccessDenied),))
+        },
+    )?;
+    linker.instance("wasi:sockets/udp-create-socket@0.2.12")?.func_wrap(
+        "create-udp-socket",
+        |mut store: StoreContextMut<'_, StoreData>, (_family,): (IpAddressFamily,)| {
+            store.data_mut().api.denied_network("udp");
+            Ok((Err::<Resource<UdpSocket>, _>(ErrorCode::AccessDenied),))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// Advances the engine's epoch every tick for as long as the engine lives;

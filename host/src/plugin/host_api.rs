@@ -32,6 +32,14 @@ impl HostApi {
     }
 }
 
+impl HostApi {
+    /// The plugin tried to open a socket (`kind`: tcp or udp); refused.
+    pub fn denied_network(&mut self, kind: &str) {
+        self.metrics.sandbox.denied_network.inc();
+        tracing::warn!(step = %self.step, socket = %kind, "plugin tried to open a network socket; denied");
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

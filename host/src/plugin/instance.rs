@@ -5,7 +5,8 @@ use super::PluginError;
 use super::bindings::{Batch, Outcomes, Processor};
 use super::engine::{EPOCH_TICK, LoadedPlugin};
 use super::host_api::HostApi;
-use crate::config::Limits;
+use super::stdio::CapturedOutput;
+use crate::config::{Grants, Limits};
 use crate::metrics::PluginApiMetrics;
 use crate::models::{Model, ModelSessions};
 use std::sync::Arc;
@@ -14,10 +15,12 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// What an instance needs besides its component.
+#[derive(Clone)]
 pub struct InstanceSettings {
     pub step: String,
     pub config: String,
     pub limits: Limits,
+    pub grants: Grants,
     pub metrics: PluginApiMetrics,
     /// Models the plugin may call with `infer`.
     pub models: Vec<Arc<Model>>,
@@ -83,6 +86,8 @@ pub enum FailureKind {
     InvalidOutput,
     /// No instance could be started (its `init` failed after a restart).
     Unavailable,
+    /// The guest emitted more events or bytes than its limits allow.
+    OutputLimit,
 }
 
 impl FailureKind {
@@ -93,6 +98,7 @@ impl FailureKind {
             FailureKind::Memory => "plugin-memory",
             FailureKind::InvalidOutput => "plugin-invalid-output",
             FailureKind::Unavailable => "plugin-unavailable",
+            FailureKind::OutputLimit => "plugin-output-limit",
         }
     }
 }
@@ -130,11 +136,39 @@ impl PluginInstance {
         &self.plugin.digest
     }
 
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    /// The sandbox's WASI context: nothing but what the step grants.
+    fn wasi(&self) -> Result<WasiCtx, PluginError> {
+        let s = &self.settings;
+        let step: Arc<str> = s.step.as_str().into();
+        let sandbox = &s.metrics.sandbox;
+        let mut b = WasiCtx::builder();
+        b.stdout(CapturedOutput::new(step.clone(), "stdout", sandbox.stdout.clone()));
+        b.stderr(CapturedOutput::new(step.clone(), "stderr", sandbox.stderr.clone()));
+        // Sockets: the linker refuses to create any (see `deny_sockets`),
+        // and no address would pass the default check either.
+        if let Some(dir) = &s.grants.read_dir {
+            b.preopened_dir(dir, "/data", wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| PluginError::Start(format!("cannot grant read access to `{}`: {e}", dir.display())))?;
+        }
+        for name in &s.grants.env {
+            if let Ok(value) = std::env::var(name) {
+                b.env(name, value);
+            }
+        }
+        if !s.grants.wall_clock {
+            b.wall_clock(EpochClock);
+        }
+        Ok(b.build())
+    }
+
     fn instantiate(&self) -> Result<Live, PluginError> {
         let engine = self.plugin.pre.engine();
         let data = StoreData {
-            // No preopened folders, no network, no environment, no arguments.
-            wasi: WasiCtx::builder().build(),
+            wasi: self.wasi()?,
             table: ResourceTable::new(),
             limiter: MemoryCap { cap: self.settings.limits.memory.as_u64() as usize, used: 0, hit: false },
             api: HostApi::new(self.settings.step.clone(), self.settings.metrics.clone_for_instance()),
@@ -181,7 +215,10 @@ impl PluginInstance {
         (*payloads, *ends, *timestamps) = (batch.payloads, batch.ends, batch.timestamps);
         let failure = match result {
             Ok(outcomes) => match check_outcomes(&outcomes, n) {
-                Ok(()) => return Ok(outcomes),
+                Ok(()) => match check_limits(&outcomes, ends, &self.settings.limits) {
+                    Ok(()) => return Ok(outcomes),
+                    Err(message) => CallFailure { kind: FailureKind::OutputLimit, message },
+                },
                 Err(message) => CallFailure { kind: FailureKind::InvalidOutput, message },
             },
             Err(e) => classify(&live.store, &e),
@@ -222,10 +259,71 @@ fn describe(store: &Store<StoreData>, e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
             Trap::Interrupt => "the call ran past its deadline and was interrupted".to_string(),
-            other => format!("wasm trap: {other}"),
+            other => other.to_string(),
         };
     }
     e.chain().last().map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// The wall clock of a plugin not granted one: always 1970-01-01T00:00:00Z.
+struct EpochClock;
+
+impl wasmtime_wasi::HostWallClock for EpochClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+/// Payload bytes of the emitted events, counting forwarded ones (empty
+/// payload) at their input's size: what the host will hold and write.
+fn output_bytes(e: &super::bindings::Emitted, ends: &[u32]) -> u64 {
+    let mut bytes = e.payloads.len() as u64;
+    let mut start = 0;
+    for (k, &end) in e.ends.iter().enumerate() {
+        if end == start {
+            let i = e.inputs[k] as usize;
+            bytes += u64::from(ends[i] - if i == 0 { 0 } else { ends[i - 1] });
+        }
+        start = end;
+    }
+    bytes
+}
+
+/// Checks the step's output limits (after [`check_outcomes`]); `ends` are
+/// the input batch's.
+fn check_limits(o: &Outcomes, ends: &[u32], limits: &Limits) -> Result<(), String> {
+    let e = &o.emitted;
+    let n = ends.len();
+    let input_bytes = u64::from(ends.last().copied().unwrap_or(0));
+    // At most one output per input forwards at most the input's bytes; only
+    // past that bound is it worth counting exactly.
+    let bound = if e.ends.len() <= n { e.payloads.len() as u64 + input_bytes } else { u64::MAX };
+    let bytes = if bound > limits.max_output_bytes.as_u64() { output_bytes(e, ends) } else { 0 };
+    if bytes > limits.max_output_bytes.as_u64() {
+        return Err(format!(
+            "the batch emitted {} of payloads; the limit is {} (limits.max_output_bytes)",
+            bytesize::ByteSize::b(bytes).display().iec(),
+            limits.max_output_bytes.display().iec()
+        ));
+    }
+    let per_event = limits.max_outputs_per_event as usize;
+    if e.inputs.len() > per_event {
+        let mut counts = vec![0u32; n];
+        for &i in &e.inputs {
+            counts[i as usize] += 1;
+        }
+        if let Some((i, &c)) = counts.iter().enumerate().find(|&(_, &c)| c as usize > per_event) {
+            return Err(format!(
+                "input event {i} of the batch produced {c} events; the limit is {per_event} \
+                 (limits.max_outputs_per_event)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Most distinct outputs one plugin may name (each is a metric label).

@@ -14,10 +14,13 @@ mod cache;
 mod engine;
 mod host_api;
 mod instance;
+mod stdio;
 
 pub use bindings::{Emitted, Outcomes};
+pub use cache::digest;
 pub use engine::{LoadedPlugin, PluginEngine};
 pub use instance::{CallFailure, FailureKind, InstanceSettings, PluginInstance};
+pub use stdio::StdioMetrics;
 
 /// A plugin that cannot be loaded or started.
 #[derive(Debug, thiserror::Error)]

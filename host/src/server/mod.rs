@@ -1,6 +1,11 @@
-//! The HTTP server: `/healthz`, `/readyz` and `/metrics` (Prometheus text).
-//! It runs on its own small tokio runtime, apart from the data path.
+//! The HTTP server: `/healthz`, `/readyz`, `/metrics` (Prometheus text) and
+//! the admin API under `/api/v1` ([`admin`]). It runs on its own small tokio
+//! runtime, apart from the data path. Until authentication exists, bind it
+//! to loopback (the default everywhere in the docs).
 
+mod admin;
+
+use crate::deploy::Deployments;
 use crate::metrics::Metrics;
 use anyhow::Context;
 use axum::Router;
@@ -16,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct AppState {
     pub metrics: Metrics,
     pub ready: Arc<AtomicBool>,
+    pub deployments: Option<Arc<Deployments>>,
 }
 
 /// The routes, without a socket (tests call it with `oneshot`).
@@ -24,6 +30,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(admin::routes())
         .with_state(state)
 }
 
@@ -48,14 +55,19 @@ pub struct Server {
 
 impl Server {
     /// Binds `listen` now (so a busy port is an error at start) and serves on a background thread.
-    pub fn start(listen: &str, metrics: Metrics, ready: Arc<AtomicBool>) -> anyhow::Result<Server> {
+    pub fn start(
+        listen: &str,
+        metrics: Metrics,
+        ready: Arc<AtomicBool>,
+        deployments: Arc<Deployments>,
+    ) -> anyhow::Result<Server> {
         let std_listener =
             std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on `{listen}`"))?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-        let router = app(AppState { metrics, ready });
+        let router = app(AppState { metrics, ready, deployments: Some(deployments) });
         let thread = std::thread::Builder::new().name("http".into()).spawn(move || {
             runtime.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(std_listener) {
@@ -70,7 +82,10 @@ impl Server {
                 }
             });
         })?;
-        tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the admin API (/api/v1) has no authentication yet and listens beyond loopback");
+        }
+        tracing::info!(%addr, "serving /healthz, /readyz, /metrics and /api/v1");
         Ok(Server { addr, shutdown: Some(tx), thread: Some(thread) })
     }
 }

@@ -24,9 +24,11 @@ pub fn open(spec: &SinkSpec) -> std::io::Result<Box<dyn Sink>> {
                 OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("sink `{}`: {}: {e}", spec.name, path.display()))
                 })?;
-            Box::new(Ndjson { out: BufWriter::with_capacity(1 << 20, file) })
+            Box::new(Ndjson { out: BufWriter::with_capacity(1 << 20, file), metadata: spec.metadata })
         }
-        SinkSpecKind::Stdout => Box::new(Ndjson { out: BufWriter::with_capacity(1 << 16, std::io::stdout()) }),
+        SinkSpecKind::Stdout => {
+            Box::new(Ndjson { out: BufWriter::with_capacity(1 << 16, std::io::stdout()), metadata: spec.metadata })
+        }
         SinkSpecKind::Discard => Box::new(Discard),
     })
 }
@@ -34,10 +36,49 @@ pub fn open(spec: &SinkSpec) -> std::io::Result<Box<dyn Sink>> {
 /// NDJSON to any writer: one payload and a newline per event.
 struct Ndjson<W: Write + Send> {
     out: BufWriter<W>,
+    metadata: bool,
+}
+
+/// The `"_weir"` member added to each event of `batch`, closing the object.
+fn metadata_member(batch: &Batch) -> Vec<u8> {
+    let versions: serde_json::Map<String, serde_json::Value> =
+        batch.versions.iter().map(|(step, digest)| (step.to_string(), digest.to_string().into())).collect();
+    let mut member = br#""_weir":"#.to_vec();
+    serde_json::to_writer(&mut member, &serde_json::json!({ "versions": versions })).expect("JSON to memory");
+    member.push(b'}');
+    member
+}
+
+/// Writes `payload` (one JSON object) with `member` added before its closing brace.
+fn write_with_member(out: &mut impl Write, payload: &[u8], member: &[u8]) -> std::io::Result<()> {
+    let trimmed = payload.trim_ascii_end();
+    let Some(body) = trimmed.strip_suffix(b"}") else { return out.write_all(payload) };
+    let empty = body.trim_ascii() == b"{";
+    out.write_all(body)?;
+    if !empty {
+        out.write_all(b",")?;
+    }
+    out.write_all(member)
 }
 
 impl<W: Write + Send> Sink for Ndjson<W> {
     fn write(&mut self, batch: &Batch, indices: Option<&[u32]>) -> std::io::Result<usize> {
+        if self.metadata {
+            let member = metadata_member(batch);
+            let all: Vec<u32>;
+            let idx = match indices {
+                Some(idx) => idx,
+                None => {
+                    all = (0..batch.len() as u32).collect();
+                    &all
+                }
+            };
+            for &i in idx {
+                write_with_member(&mut self.out, batch.payload(i as usize), &member)?;
+                self.out.write_all(b"\n")?;
+            }
+            return Ok(idx.len());
+        }
         match indices {
             None => {
                 for i in 0..batch.len() {
@@ -71,5 +112,28 @@ impl Sink for Discard {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_goes_inside_each_object() {
+        let mut batch = Batch::default();
+        batch.push(br#"{"a":1}"#, 0, Default::default());
+        batch.push(b"{ }", 0, Default::default());
+        batch.versions.push(("score".into(), "ab12".into()));
+        let member = metadata_member(&batch);
+        let mut out = Vec::new();
+        for i in 0..batch.len() {
+            write_with_member(&mut out, batch.payload(i), &member).unwrap();
+            out.push(b'\n');
+        }
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0], serde_json::json!({"a": 1, "_weir": {"versions": {"score": "ab12"}}}));
+        assert_eq!(lines[1], serde_json::json!({"_weir": {"versions": {"score": "ab12"}}}));
     }
 }
