@@ -84,7 +84,18 @@ fn error(status: StatusCode, message: impl ToString) -> Response {
     (status, Json(serde_json::json!({ "error": message.to_string() }))).into_response()
 }
 
+/// Refusal of the admin API on a non-loopback address.
+fn off() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "the admin API answers only when the server listens on a loopback address (it has no authentication yet)",
+    )
+}
+
 fn deployments(s: &AppState, pipeline: &str) -> Result<Arc<Deployments>, Box<Response>> {
+    if !s.admin {
+        return Err(Box::new(off()));
+    }
     match &s.deployments {
         Some(d) if d.pipeline == pipeline => Ok(d.clone()),
         _ => Err(Box::new(error(StatusCode::NOT_FOUND, format!("no pipeline named `{pipeline}`")))),
@@ -92,6 +103,9 @@ fn deployments(s: &AppState, pipeline: &str) -> Result<Arc<Deployments>, Box<Res
 }
 
 async fn pipelines(State(s): State<AppState>) -> Response {
+    if !s.admin {
+        return off();
+    }
     let list: Vec<PipelineView> = s.deployments.iter().map(|d| view(d)).collect();
     Json(serde_json::json!({ "pipelines": list })).into_response()
 }

@@ -22,6 +22,9 @@ pub struct AppState {
     pub metrics: Metrics,
     pub ready: Arc<AtomicBool>,
     pub deployments: Option<Arc<Deployments>>,
+    /// Whether `/api/v1` answers: only on a loopback address, until the
+    /// server has authentication.
+    pub admin: bool,
 }
 
 /// The routes, without a socket (tests call it with `oneshot`).
@@ -67,7 +70,8 @@ impl Server {
         let addr = std_listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-        let router = app(AppState { metrics, ready, deployments: Some(deployments) });
+        let admin = addr.ip().is_loopback();
+        let router = app(AppState { metrics, ready, deployments: Some(deployments), admin });
         let thread = std::thread::Builder::new().name("http".into()).spawn(move || {
             runtime.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(std_listener) {
@@ -82,8 +86,8 @@ impl Server {
                 }
             });
         })?;
-        if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "the admin API (/api/v1) has no authentication yet and listens beyond loopback");
+        if !admin {
+            tracing::warn!(%addr, "the admin API (/api/v1) is off: without authentication it answers only on loopback");
         }
         tracing::info!(%addr, "serving /healthz, /readyz, /metrics and /api/v1");
         Ok(Server { addr, shutdown: Some(tx), thread: Some(thread) })
