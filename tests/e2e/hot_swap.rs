@@ -231,30 +231,3 @@ fn the_admin_api_lists_the_pipeline_and_answers_unknown_names_with_404() {
     assert_eq!(post(s.port, &format!("{STEP}/versions"), b"").unwrap().0, 400);
     finish(s);
 }
-
-#[test]
-fn the_admin_api_is_off_when_the_server_listens_beyond_loopback() {
-    let dir = scratch();
-    let port = free_port();
-    let pipeline = dir.path().join("pipeline.toml");
-    let text = format!(
-        "[pipeline]\nname = \"swap\"\n\n[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\nrate = 100\n\n[[steps]]\nname = \"tag\"\nplugin = {}\n\n[[sinks]]\nname = \"d\"\nkind = \"discard\"\n",
-        toml_path(&plugin("version_a"))
-    );
-    std::fs::write(&pipeline, text).unwrap();
-    let mut child = Reaper(Some(
-        weir()
-            .args(["run", "--listen", &format!("0.0.0.0:{port}")])
-            .arg(&pipeline)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
-    wait_for_metrics(port, |b| b.contains("weir_pipeline_up"));
-    let (status, body) = get(port, "/api/v1/pipelines").unwrap();
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("loopback"), "{body}");
-    assert_eq!(post(port, &format!("{STEP}/versions"), b"(component)").unwrap().0, 403);
-    let out = sigterm(&mut child);
-    assert!(stderr(&out).contains("the admin API (/api/v1) is off"), "{}", stderr(&out));
-}

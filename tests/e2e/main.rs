@@ -7,6 +7,7 @@ mod config_errors;
 mod dead_letters;
 mod drug_interactions;
 mod hot_swap;
+mod http_ingest;
 mod models;
 mod python_plugin;
 mod sandbox;

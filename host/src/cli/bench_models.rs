@@ -234,11 +234,14 @@ fn fraud_pipeline(args: &BenchModelsArgs, model: &ModelSpec, batch: usize) -> an
         models: vec![model.clone()],
         deploy_watch: None,
         probation_batches: 16,
+        redact: Vec::new(),
+        server: Default::default(),
         sources: vec![SourceSpec {
             name: "tx".into(),
             timestamp_field: Some("EventTime".into()),
             key_field: Some("card_id".into()),
             max_out_of_orderness: Duration::ZERO,
+            schema: None,
             kind: SourceSpecKind::Generator(GeneratorSpec {
                 generate: GeneratorKind::Transactions,
                 start_ms: Some(1_772_352_000_000),

@@ -16,6 +16,13 @@ pub struct DeployArgs {
     /// Address of the running pipeline's server (`[server] listen`).
     #[arg(long, env = "WEIR_SERVER", default_value = "127.0.0.1:9464")]
     pub server: String,
+    /// Bearer token with the `admin` scope (`read` for --list).
+    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM file of the CA that signed the server's certificate (for https:// servers
+    /// with a private CA); default: the Web PKI roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// The pipeline (default: the only one the server runs).
     #[arg(long)]
     pub pipeline: Option<String>,
@@ -33,22 +40,41 @@ pub struct DeployArgs {
 struct Client {
     agent: ureq::Agent,
     base: String,
+    auth: Option<String>,
 }
 
 impl Client {
-    fn new(server: &str) -> Self {
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    fn new(args: &DeployArgs) -> anyhow::Result<Self> {
+        let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+        if let Some(ca) = &args.ca {
+            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", ca.display()))?;
+            let certs = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            anyhow::ensure!(!certs.is_empty(), "`{}` holds no PEM certificate", ca.display());
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                .build();
+            config = config.tls_config(tls);
+        }
+        let server = &args.server;
         let base = if server.contains("://") { server.to_string() } else { format!("http://{server}") };
-        Client { agent, base }
+        Ok(Client { agent: config.build().new_agent(), base, auth: args.token.as_ref().map(|t| format!("Bearer {t}")) })
     }
 
     /// Sends a request; returns the status and the JSON answer.
     fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> anyhow::Result<(u16, serde_json::Value)> {
         let url = format!("{}{path}", self.base);
+        let auth = self.auth.as_deref().unwrap_or("");
         let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).call(),
-            (_, Some(b)) => self.agent.post(&url).header("content-type", "application/wasm").send(b),
-            (_, None) => self.agent.post(&url).send_empty(),
+            ("GET", _) => self.agent.get(&url).header("authorization", auth).call(),
+            (_, Some(b)) => {
+                self.agent.post(&url).header("authorization", auth).header("content-type", "application/wasm").send(b)
+            }
+            (_, None) => self.agent.post(&url).header("authorization", auth).send_empty(),
         };
         let mut resp = result.map_err(|e| anyhow::anyhow!("cannot reach the Weir server at {}: {e}", self.base))?;
         let status = resp.status().as_u16();
@@ -59,7 +85,7 @@ impl Client {
 }
 
 pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args)?;
     let pipeline = match &args.pipeline {
         Some(p) => p.clone(),
         None => only_pipeline(&client)?,

@@ -1,6 +1,7 @@
 //! The `weir` command line.
 
 mod bench;
+mod bench_http;
 mod bench_models;
 mod bench_swap;
 mod deploy;
@@ -41,6 +42,9 @@ pub enum Command {
     /// Measures host models: ort alone, through a plugin's `infer`, and the
     /// fraud pipeline end to end.
     BenchModels(bench_models::BenchModelsArgs),
+    /// Measures HTTP ingestion: events/s at 1 and 100 events per request,
+    /// and latency HTTP → plugin → sink at a set rate.
+    BenchHttp(bench_http::BenchHttpArgs),
     /// Measures hot-loading: the stall of the event flow per swap under
     /// load, upload to first batch, and compile times with and without the cache.
     BenchSwap(bench_swap::BenchSwapArgs),
@@ -103,6 +107,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::bench(args),
         Command::BenchModels(args) => bench_models::bench_models(args),
         Command::BenchSwap(args) => bench_swap::bench_swap(args),
+        Command::BenchHttp(args) => bench_http::bench_http(args),
     }
 }
 

@@ -90,12 +90,54 @@ fn default_linger() -> Duration {
     Duration::from_millis(5)
 }
 
-/// `[server]`: the HTTP server for `/healthz`, `/readyz` and `/metrics`.
+/// `[server]`: the HTTP server for `/healthz`, `/readyz`, `/metrics`, the
+/// admin API and HTTP ingestion.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     /// Address to listen on, e.g. "127.0.0.1:9464". Port 0 picks a free one.
     pub listen: String,
+    /// `[server.tls]`: serve HTTPS with this certificate and key.
+    pub tls: Option<TlsSection>,
+    /// Serve plain HTTP on an address other than loopback (default false:
+    /// beyond loopback, `tls` is required).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// `/metrics` without a token (default false: it needs the `read` scope).
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// Append-only JSON lines, one per admin action (default: none).
+    pub audit_log: Option<PathBuf>,
+    /// `[[server.tokens]]`: bearer tokens and their scopes. With none, the
+    /// server must listen on loopback and checks nothing.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// `[server.tls]`: PEM files for HTTPS (rustls).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Certificate chain, PEM.
+    pub cert: Spanned<PathBuf>,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Spanned<PathBuf>,
+}
+
+/// `[[server.tokens]]`: one bearer token. The file never holds the token
+/// itself: give its SHA-256 (`sha256`), or the environment variable that
+/// holds it (`env`); either way only the hash is kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for the token, written to the audit log (never the token).
+    pub id: Spanned<String>,
+    /// What the token may do: "ingest", "read", "admin".
+    pub scopes: Vec<Spanned<String>>,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    pub sha256: Option<Spanned<String>>,
+    /// Name of an environment variable holding the token.
+    pub env: Option<Spanned<String>>,
 }
 
 /// `[[sources]]`: where events come from. Fields below "kind" apply to the
@@ -105,7 +147,8 @@ pub struct ServerSection {
 pub struct SourceConfig {
     /// Unique name; dead-letter records and metrics use it.
     pub name: Spanned<String>,
-    /// "file" (NDJSON replay) or "generator" (synthetic events).
+    /// "file" (NDJSON replay), "generator" (synthetic events) or "http"
+    /// (`POST /api/v1/ingest/<name>`).
     pub kind: Spanned<SourceKind>,
     /// Field holding the event time: epoch milliseconds or an RFC 3339 string.
     /// Without it, the event time is the time of ingestion.
@@ -138,6 +181,14 @@ pub struct SourceConfig {
     /// so events arrive out of order (default "0s").
     #[serde(default, with = "humantime_serde::option")]
     pub jitter: Option<Duration>,
+    /// file, http: a JSON Schema file each event must satisfy; violations
+    /// go to the dead-letter output with reason `schema-violation`.
+    pub schema: Option<Spanned<PathBuf>>,
+    /// http: most events accepted but not yet taken by the pipeline
+    /// (default 10000); a request that does not fit gets 429.
+    pub queue: Option<usize>,
+    /// http: largest request body (default "8MiB"); larger gets 413.
+    pub max_body: Option<bytesize::ByteSize>,
 }
 
 /// The kinds of source.
@@ -146,6 +197,8 @@ pub struct SourceConfig {
 pub enum SourceKind {
     File,
     Generator,
+    /// `POST /api/v1/ingest/<name>` on the server.
+    Http,
 }
 
 /// What a generator source makes.
@@ -330,5 +383,9 @@ pub enum SinkKind {
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
     /// NDJSON file of dead-letter records.
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
+    /// Fields whose values are masked ("***") wherever they appear in the
+    /// original event of a dead-letter record, e.g. ["PatientId", "ssn"].
+    #[serde(default)]
+    pub redact: Vec<String>,
 }

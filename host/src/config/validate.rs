@@ -18,6 +18,10 @@ pub struct PipelineSpec {
     pub steps: Vec<StepSpec>,
     pub sinks: Vec<SinkSpec>,
     pub dead_letter: Option<PathBuf>,
+    /// `[dead_letter] redact`: fields masked in dead-letter records.
+    pub redact: Vec<String>,
+    /// `[server]` settings besides `listen`.
+    pub server: ServerSpec,
     /// `[onnx] library`, if given.
     pub onnx_library: Option<PathBuf>,
     pub models: Vec<crate::models::ModelSpec>,
@@ -27,12 +31,60 @@ pub struct PipelineSpec {
     pub probation_batches: u32,
 }
 
+/// The server's security settings.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSpec {
+    /// (certificate, key) PEM files: serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub allow_plaintext: bool,
+    pub metrics_public: bool,
+    pub audit_log: Option<PathBuf>,
+    pub tokens: Vec<TokenSpec>,
+}
+
+/// A bearer token: its id, the SHA-256 of its value, and its scopes.
+#[derive(Clone)]
+pub struct TokenSpec {
+    pub id: String,
+    pub sha256: [u8; 32],
+    pub scopes: Vec<Scope>,
+}
+
+impl std::fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSpec").field("id", &self.id).field("scopes", &self.scopes).finish_non_exhaustive()
+    }
+}
+
+/// What a token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `POST /api/v1/ingest/<source>`.
+    Ingest,
+    /// `/metrics`, `/readyz`, `GET /api/v1/...`.
+    Read,
+    /// Uploads and rollbacks.
+    Admin,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
     pub name: String,
     pub timestamp_field: Option<String>,
     pub key_field: Option<String>,
     pub max_out_of_orderness: Duration,
+    /// The JSON Schema every event must satisfy.
+    pub schema: Option<std::sync::Arc<crate::event::Schema>>,
     pub kind: SourceSpecKind,
 }
 
@@ -40,6 +92,7 @@ pub struct SourceSpec {
 pub enum SourceSpecKind {
     File { path: PathBuf },
     Generator(GeneratorSpec),
+    Http { queue: usize, max_body: usize },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,15 +218,93 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
         name: p.name.clone(),
         batch_size: p.batch_size,
         batch_linger: p.batch_linger,
-        listen: file.server.map(|s| s.listen),
+        listen: file.server.as_ref().map(|s| s.listen.clone()),
         sources,
         steps,
         sinks,
-        dead_letter: file.dead_letter.map(|d| d.path),
+        redact: file.dead_letter.as_ref().map(|d| d.redact.clone()).unwrap_or_default(),
+        dead_letter: file.dead_letter.and_then(|d| d.path),
+        server: file.server.as_ref().map(|s| server(s, at)).transpose()?.unwrap_or_default(),
         onnx_library: file.onnx.and_then(|o| o.library),
         models,
         deploy_watch: deploy_watch(&file.deploy, at)?,
         probation_batches: file.deploy.as_ref().and_then(|d| d.probation_batches).unwrap_or(16),
+    })
+}
+
+fn server(s: &ServerSection, at: &Locator<'_>) -> Result<ServerSpec, ConfigError> {
+    let tls = match &s.tls {
+        Some(t) => {
+            for (field, path) in [("cert", &t.cert), ("key", &t.key)] {
+                if !path.get_ref().is_file() {
+                    return Err(at.error(
+                        Some(path.span()),
+                        format!("server.tls.{field}"),
+                        format!("file `{}` not found", path.get_ref().display()),
+                    ));
+                }
+            }
+            Some((t.cert.get_ref().clone(), t.key.get_ref().clone()))
+        }
+        None => None,
+    };
+    let mut tokens: Vec<TokenSpec> = Vec::new();
+    for (i, t) in s.tokens.iter().enumerate() {
+        let key = |field: &str| format!("server.tokens[{i}].{field}");
+        if tokens.iter().any(|o| o.id == *t.id.get_ref()) {
+            return Err(at.error(Some(t.id.span()), key("id"), format!("the id `{}` is used twice", t.id.get_ref())));
+        }
+        let sha256 = match (&t.sha256, &t.env) {
+            (Some(h), None) => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(h.get_ref().trim(), &mut out).map_err(|_| {
+                    at.error(Some(h.span()), key("sha256"), "must be 64 hex digits (the token's SHA-256)")
+                })?;
+                out
+            }
+            (None, Some(var)) => {
+                let token = std::env::var(var.get_ref()).map_err(|_| {
+                    at.error(
+                        Some(var.span()),
+                        key("env"),
+                        format!("environment variable `{}` is not set", var.get_ref()),
+                    )
+                })?;
+                if token.len() < 16 {
+                    return Err(at.error(
+                        Some(var.span()),
+                        key("env"),
+                        format!("the token in `{}` is shorter than 16 characters", var.get_ref()),
+                    ));
+                }
+                use sha2::Digest;
+                sha2::Sha256::digest(token.as_bytes()).into()
+            }
+            _ => return Err(at.error(Some(t.id.span()), key("sha256"), "give exactly one of `sha256` and `env`")),
+        };
+        let mut scopes = Vec::new();
+        for scope in &t.scopes {
+            scopes.push(match scope.get_ref().as_str() {
+                "ingest" => Scope::Ingest,
+                "read" => Scope::Read,
+                "admin" => Scope::Admin,
+                other => {
+                    return Err(at.error(
+                        Some(scope.span()),
+                        key("scopes"),
+                        format!("unknown scope `{other}` (scopes: ingest, read, admin)"),
+                    ));
+                }
+            });
+        }
+        tokens.push(TokenSpec { id: t.id.get_ref().clone(), sha256, scopes });
+    }
+    Ok(ServerSpec {
+        tls,
+        allow_plaintext: s.allow_plaintext,
+        metrics_public: s.metrics_public,
+        audit_log: s.audit_log.clone(),
+        tokens,
     })
 }
 
@@ -236,18 +367,20 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
             Ok(())
         }
     };
+    let http_only = [("queue", s.queue.is_some()), ("max_body", s.max_body.is_some())];
+    let generator_only = [
+        ("generate", s.generate.is_some()),
+        ("rate", s.rate.is_some()),
+        ("count", s.count.is_some()),
+        ("keys", s.keys.is_some()),
+        ("seed", s.seed.is_some()),
+        ("start", s.start.is_some()),
+        ("interval", s.interval.is_some()),
+        ("jitter", s.jitter.is_some()),
+    ];
     let kind = match s.kind.get_ref() {
         SourceKind::File => {
-            for (field, present) in [
-                ("generate", s.generate.is_some()),
-                ("rate", s.rate.is_some()),
-                ("count", s.count.is_some()),
-                ("keys", s.keys.is_some()),
-                ("seed", s.seed.is_some()),
-                ("start", s.start.is_some()),
-                ("interval", s.interval.is_some()),
-                ("jitter", s.jitter.is_some()),
-            ] {
+            for (field, present) in http_only.into_iter().chain(generator_only) {
                 not_for(field, present, "file")?;
             }
             let path = s
@@ -263,8 +396,23 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
             }
             SourceSpecKind::File { path: path.get_ref().clone() }
         }
+        SourceKind::Http => {
+            for (field, present) in [("path", s.path.is_some())].into_iter().chain(generator_only) {
+                not_for(field, present, "http")?;
+            }
+            let queue = s.queue.unwrap_or(10_000);
+            if queue == 0 {
+                return Err(at.error(kind_span.clone(), key("queue"), "must be at least 1"));
+            }
+            let max_body = s.max_body.map_or(8 << 20, |b| b.as_u64() as usize);
+            SourceSpecKind::Http { queue, max_body }
+        }
         SourceKind::Generator => {
             not_for("path", s.path.is_some(), "generator")?;
+            not_for("schema", s.schema.is_some(), "generator")?;
+            for (field, present) in http_only {
+                not_for(field, present, "generator")?;
+            }
             let generate = s.generate.ok_or_else(|| {
                 at.error(
                     kind_span.clone(),
@@ -301,11 +449,18 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
             })
         }
     };
+    let schema = match &s.schema {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::event::Schema::load(path.get_ref()).map_err(|e| at.error(Some(path.span()), key("schema"), e))?,
+        )),
+        None => None,
+    };
     Ok(SourceSpec {
         name: s.name.get_ref().clone(),
         timestamp_field: s.timestamp_field.clone(),
         key_field: s.key_field.clone(),
         max_out_of_orderness: s.max_out_of_orderness.unwrap_or_default(),
+        schema,
         kind,
     })
 }

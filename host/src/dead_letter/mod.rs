@@ -41,6 +41,9 @@ struct Record<'a> {
     original: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     original_hex: Option<String>,
+    /// With redaction on, an original that is not JSON is withheld; its size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    withheld_bytes: Option<usize>,
 }
 
 /// The dead-letter writer, shared by all stages. The file is created on the
@@ -50,11 +53,20 @@ pub struct DeadLetters {
     file: Mutex<Option<BufWriter<File>>>,
     sources: Vec<String>,
     metrics: Metrics,
+    redact: Vec<String>,
 }
 
 impl DeadLetters {
     pub fn new(path: PathBuf, sources: Vec<String>, metrics: Metrics) -> Self {
-        DeadLetters { path, file: Mutex::new(None), sources, metrics }
+        DeadLetters { path, file: Mutex::new(None), sources, metrics, redact: Vec::new() }
+    }
+
+    /// Masks the values of these fields ("***", at any depth) in the
+    /// original events of the records; an original that is not JSON is
+    /// withheld (only its size is written).
+    pub fn with_redact(mut self, fields: Vec<String>) -> Self {
+        self.redact = fields;
+        self
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -75,7 +87,20 @@ impl DeadLetters {
                 *guard = Some(self.open()?);
             }
             let w = guard.as_mut().expect("opened above");
-            let text = std::str::from_utf8(dl.original).ok();
+            let masked;
+            let (original, withheld_bytes) = if self.redact.is_empty() {
+                (dl.original, None)
+            } else {
+                match serde_json::from_slice::<serde_json::Value>(dl.original) {
+                    Ok(mut v) => {
+                        mask(&mut v, &self.redact);
+                        masked = serde_json::to_vec(&v).expect("JSON to memory");
+                        (&masked[..], None)
+                    }
+                    Err(_) => (&[][..], Some(dl.original.len())),
+                }
+            };
+            let text = if withheld_bytes.is_some() { None } else { std::str::from_utf8(original).ok() };
             let record = Record {
                 reason: dl.reason,
                 detail: dl.detail,
@@ -84,7 +109,8 @@ impl DeadLetters {
                 line: (dl.origin.line > 0).then_some(dl.origin.line),
                 offset: dl.origin.offset,
                 original: text,
-                original_hex: text.is_none().then(|| hex::encode(dl.original)),
+                original_hex: (text.is_none() && withheld_bytes.is_none()).then(|| hex::encode(original)),
+                withheld_bytes,
             };
             serde_json::to_writer(&mut *w, &record)?;
             w.write_all(b"\n")?;
@@ -103,5 +129,32 @@ impl DeadLetters {
         }
         let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         Ok(BufWriter::new(file))
+    }
+}
+
+/// Replaces the value of every member named in `fields`, at any depth, with "***".
+fn mask(v: &mut serde_json::Value, fields: &[String]) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if fields.iter().any(|f| f == k) {
+                    *val = serde_json::Value::String("***".into());
+                } else {
+                    mask(val, fields);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| mask(i, fields)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn named_fields_are_masked_at_any_depth() {
+        let mut v = serde_json::json!({"PatientId": "P1", "vitals": [{"ssn": "123", "hr": 80}], "hr": 70});
+        super::mask(&mut v, &["PatientId".into(), "ssn".into()]);
+        assert_eq!(v, serde_json::json!({"PatientId": "***", "vitals": [{"ssn": "***", "hr": 80}], "hr": 70}));
     }
 }

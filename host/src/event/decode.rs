@@ -15,6 +15,8 @@ pub struct FieldPlan {
     /// Fields whose values a query step right after the source reads:
     /// kept as [`Cell`]s so the step does not parse the event again.
     pub columns: Option<Arc<[String]>>,
+    /// The source's JSON Schema, checked after the fields are read.
+    pub schema: Option<Arc<super::Schema>>,
 }
 
 /// What ingestion needs from an event.
@@ -33,6 +35,9 @@ pub enum DecodeError {
     MissingField(String),
     #[error("field `{field}`: {message}")]
     BadField { field: String, message: String },
+    /// The event breaks the source's JSON Schema.
+    #[error("schema: {0}")]
+    Schema(String),
 }
 
 impl DecodeError {
@@ -40,6 +45,7 @@ impl DecodeError {
     pub fn reason(&self) -> &'static str {
         match self {
             DecodeError::Json(_) => "invalid-json",
+            DecodeError::Schema(_) => "schema-violation",
             _ => "invalid-event",
         }
     }
@@ -76,6 +82,9 @@ pub fn decode_into(
         && !found.has_key
     {
         return Err(DecodeError::MissingField(field.clone()));
+    }
+    if let Some(schema) = &plan.schema {
+        schema.check(bytes).map_err(DecodeError::Schema)?;
     }
     Ok(Decoded { timestamp: found.timestamp })
 }
@@ -424,7 +433,11 @@ mod tests {
     use super::*;
 
     fn plan() -> FieldPlan {
-        FieldPlan { timestamp_field: Some("EventTime".into()), key_field: Some("PatientId".into()), columns: None }
+        FieldPlan {
+            timestamp_field: Some("EventTime".into()),
+            key_field: Some("PatientId".into()),
+            ..FieldPlan::default()
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Metrics {
     step_events_rejected: IntCounterVec,
     dead_letter: IntCounterVec,
     plugins: PluginFamilies,
+    ingest_requests: IntCounterVec,
+    audit_events: IntCounterVec,
     plugin_counter: IntCounterVec,
     plugin_gauge: prometheus::GaugeVec,
     batch_events: HistogramVec,
@@ -127,6 +129,18 @@ impl Metrics {
                 &["reason"],
             ),
             plugins: PluginFamilies::register(r),
+            ingest_requests: counter(
+                r,
+                "weir_http_ingest_requests_total",
+                "Requests to an HTTP source, by result: done (events split and checked), malformed, full (429), closed (503).",
+                &["source", "result"],
+            ),
+            audit_events: counter(
+                r,
+                "weir_audit_events_total",
+                "Lines written to the audit log, by action and result.",
+                &["action", "result"],
+            ),
             plugin_counter: counter(
                 r,
                 "weir_plugin_counter_total",
@@ -197,6 +211,16 @@ impl Metrics {
         }
     }
 
+    /// Counts one request to an HTTP source, by result.
+    pub fn ingest_request(&self, source: &str, result: &str) {
+        self.ingest_requests.with_label_values(&[source, result]).inc();
+    }
+
+    /// The audit log's counter family.
+    pub fn audit_events(&self) -> IntCounterVec {
+        self.audit_events.clone()
+    }
+
     /// (step, capability, count) of the capability uses the sandbox refused.
     pub fn denied(&self) -> Vec<(String, String, u64)> {
         self.plugins.denied()
@@ -258,6 +282,7 @@ impl Metrics {
 pub const DEAD_LETTER_REASONS: &[&str] = &[
     "invalid-json",
     "invalid-event",
+    "schema-violation",
     "rejected",
     "plugin-trap",
     "plugin-deadline",

@@ -73,7 +73,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let metrics = Metrics::new(&spec.name);
     let dead_path = spec.dead_letter.clone().unwrap_or_else(|| PathBuf::from(dead_letter::DEFAULT_PATH));
     let source_names = spec.sources.iter().map(|s| s.name.clone()).collect();
-    let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()));
+    let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()).with_redact(spec.redact.clone()));
 
     let models = ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
     let engine = Arc::new(PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?);
@@ -88,15 +88,36 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         sinks.push(SinkSlot { name: s.name.clone(), from: s.from.clone(), sink, events: metrics.sink(&s.name) });
     }
     let mut opened = Vec::new();
+    let mut ingest = std::collections::HashMap::new();
     for (i, s) in spec.sources.iter().enumerate() {
-        let source = sources::open(s, i as u16).with_context(|| format!("cannot open source `{}`", s.name))?;
+        let (source, http) = sources::open(s, i as u16, &dead, &metrics.source(&s.name))
+            .with_context(|| format!("cannot open source `{}`", s.name))?;
+        if let Some(h) = http {
+            ingest.insert(s.name.clone(), h);
+        }
         opened.push((s.name.clone(), source));
     }
 
     let ready = Arc::new(AtomicBool::new(false));
     let listen = opts.listen.clone().or(spec.listen.clone());
+    if listen.is_none()
+        && let Some(name) = ingest.keys().next()
+    {
+        anyhow::bail!(
+            "source `{name}` is an http source: the pipeline needs a server ([server] listen, or weir run --listen)"
+        );
+    }
     let server = match listen {
-        Some(addr) => Some(crate::server::Server::start(&addr, metrics.clone(), ready.clone(), deployments.clone())?),
+        Some(addr) => Some(crate::server::Server::start(
+            &addr,
+            crate::server::Parts {
+                metrics: metrics.clone(),
+                ready: ready.clone(),
+                deployments: deployments.clone(),
+                ingest,
+                security: spec.server.clone(),
+            },
+        )?),
         None => None,
     };
     let watcher = match &spec.deploy_watch {
@@ -127,7 +148,16 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
             let result = (|| -> std::io::Result<()> {
                 let mut read_so_far = 0;
-                while !stop.load(Ordering::Relaxed) {
+                let mut draining = false;
+                loop {
+                    if !draining && stop.load(Ordering::Relaxed) {
+                        // An HTTP source refuses new requests and hands over
+                        // what it accepted; others stop here.
+                        draining = source.drains_after_stop();
+                        if !draining {
+                            break;
+                        }
+                    }
                     let mut batch = Batch::with_capacity(batch_size, batch_size * 160);
                     let fill = source.fill(&mut batch, batch_size, linger)?;
                     let read = source.bytes_read();

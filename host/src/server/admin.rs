@@ -1,12 +1,12 @@
 //! The admin API, `/api/v1`: the pipeline and its steps, plugin versions,
 //! uploads and rollbacks. Answers are JSON; errors are `{"error": "..."}`.
 
-use super::AppState;
+use super::{AppState, Caller};
 use crate::deploy::{CircuitState, DeployError, Deployments, Origin, VersionView};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -84,18 +84,7 @@ fn error(status: StatusCode, message: impl ToString) -> Response {
     (status, Json(serde_json::json!({ "error": message.to_string() }))).into_response()
 }
 
-/// Refusal of the admin API on a non-loopback address.
-fn off() -> Response {
-    error(
-        StatusCode::FORBIDDEN,
-        "the admin API answers only when the server listens on a loopback address (it has no authentication yet)",
-    )
-}
-
 fn deployments(s: &AppState, pipeline: &str) -> Result<Arc<Deployments>, Box<Response>> {
-    if !s.admin {
-        return Err(Box::new(off()));
-    }
     match &s.deployments {
         Some(d) if d.pipeline == pipeline => Ok(d.clone()),
         _ => Err(Box::new(error(StatusCode::NOT_FOUND, format!("no pipeline named `{pipeline}`")))),
@@ -103,9 +92,6 @@ fn deployments(s: &AppState, pipeline: &str) -> Result<Arc<Deployments>, Box<Res
 }
 
 async fn pipelines(State(s): State<AppState>) -> Response {
-    if !s.admin {
-        return off();
-    }
     let list: Vec<PipelineView> = s.deployments.iter().map(|d| view(d)).collect();
     Json(serde_json::json!({ "pipelines": list })).into_response()
 }
@@ -138,7 +124,33 @@ fn answer(result: Result<VersionView, DeployError>, ok: StatusCode) -> Response 
 }
 
 /// `POST .../versions` with the component's bytes as the body.
-async fn upload(State(s): State<AppState>, Path((p, step)): Path<(String, String)>, body: Bytes) -> Response {
+/// Writes the audit line of an admin action and answers.
+fn audited(
+    s: &AppState,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    result: Result<VersionView, DeployError>,
+    ok: StatusCode,
+) -> Response {
+    if let Some(audit) = &s.audit {
+        let (digest, outcome) = match &result {
+            Ok(v) => (Some(v.digest.as_str()), "ok"),
+            Err(DeployError::Rejected(_)) => (None, "rejected"),
+            Err(_) => (None, "failed"),
+        };
+        audit.record(&caller.0, action, target, digest, outcome);
+    }
+    answer(result, ok)
+}
+
+async fn upload(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((p, step)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let target = format!("{p}/{step}");
     let d = match deployments(&s, &p) {
         Ok(d) => d,
         Err(r) => return *r,
@@ -148,7 +160,7 @@ async fn upload(State(s): State<AppState>, Path((p, step)): Path<(String, String
     }
     let result = tokio::task::spawn_blocking(move || d.deploy(&step, &body, Origin::Api)).await;
     match result {
-        Ok(r) => answer(r, StatusCode::CREATED),
+        Ok(r) => audited(&s, &caller, "plugin-upload", &target, r, StatusCode::CREATED),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
@@ -161,7 +173,13 @@ struct RollbackRequest {
 }
 
 /// `POST .../rollback`, with an optional `{"to": "<sha256 prefix>"}` body.
-async fn rollback(State(s): State<AppState>, Path((p, step)): Path<(String, String)>, body: Bytes) -> Response {
+async fn rollback(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((p, step)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let target = format!("{p}/{step}");
     let d = match deployments(&s, &p) {
         Ok(d) => d,
         Err(r) => return *r,
@@ -176,7 +194,7 @@ async fn rollback(State(s): State<AppState>, Path((p, step)): Path<(String, Stri
     };
     let result = tokio::task::spawn_blocking(move || d.rollback(&step, req.to.as_deref())).await;
     match result {
-        Ok(r) => answer(r, StatusCode::OK),
+        Ok(r) => audited(&s, &caller, "plugin-rollback", &target, r, StatusCode::OK),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -24,10 +24,16 @@ pub fn open(spec: &SinkSpec) -> std::io::Result<Box<dyn Sink>> {
                 OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("sink `{}`: {}: {e}", spec.name, path.display()))
                 })?;
-            Box::new(Ndjson { out: BufWriter::with_capacity(1 << 20, file), metadata: spec.metadata })
+            Box::new(Ndjson {
+                out: BufWriter::with_capacity(1 << 20, file),
+                metadata: spec.metadata,
+                each_batch: false,
+            })
         }
         SinkSpecKind::Stdout => {
-            Box::new(Ndjson { out: BufWriter::with_capacity(1 << 16, std::io::stdout()), metadata: spec.metadata })
+            // A reader downstream of stdout sees each batch as it is written.
+            let out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+            Box::new(Ndjson { out, metadata: spec.metadata, each_batch: true })
         }
         SinkSpecKind::Discard => Box::new(Discard),
     })
@@ -37,6 +43,8 @@ pub fn open(spec: &SinkSpec) -> std::io::Result<Box<dyn Sink>> {
 struct Ndjson<W: Write + Send> {
     out: BufWriter<W>,
     metadata: bool,
+    /// Flush after every batch (stdout), not only when the buffer is full.
+    each_batch: bool,
 }
 
 /// The `"_weir"` member added to each event of `batch`, closing the object.
@@ -63,6 +71,20 @@ fn write_with_member(out: &mut impl Write, payload: &[u8], member: &[u8]) -> std
 
 impl<W: Write + Send> Sink for Ndjson<W> {
     fn write(&mut self, batch: &Batch, indices: Option<&[u32]>) -> std::io::Result<usize> {
+        let n = self.write_events(batch, indices)?;
+        if self.each_batch {
+            self.out.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl<W: Write + Send> Ndjson<W> {
+    fn write_events(&mut self, batch: &Batch, indices: Option<&[u32]>) -> std::io::Result<usize> {
         if self.metadata {
             let member = metadata_member(batch);
             let all: Vec<u32>;
@@ -95,10 +117,6 @@ impl<W: Write + Send> Sink for Ndjson<W> {
                 Ok(idx.len())
             }
         }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
     }
 }
 

@@ -30,6 +30,7 @@ impl FileSource {
                 timestamp_field: spec.timestamp_field.clone(),
                 key_field: spec.key_field.clone(),
                 columns: None,
+                schema: spec.schema.clone(),
             }),
             line: 0,
             offset: 0,

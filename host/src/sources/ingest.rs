@@ -112,7 +112,7 @@ mod tests {
         for (i, l) in lines.iter().enumerate() {
             batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
         }
-        let plan = FieldPlan { timestamp_field: Some("t".into()), key_field: None, columns: None };
+        let plan = FieldPlan { timestamp_field: Some("t".into()), ..FieldPlan::default() };
         let mut refused = Refused::default();
         decode_batch(&mut batch, &plan, &mut refused);
         assert_eq!(batch.timestamps, vec![5, 7, 9]);
@@ -132,7 +132,8 @@ mod tests {
             batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
         }
         let fields: std::sync::Arc<[String]> = vec!["id".to_string(), "v".to_string(), "t".to_string()].into();
-        let plan = FieldPlan { timestamp_field: Some("t".into()), key_field: None, columns: Some(fields.clone()) };
+        let plan =
+            FieldPlan { timestamp_field: Some("t".into()), columns: Some(fields.clone()), ..FieldPlan::default() };
         let mut refused = Refused::default();
         decode_batch(&mut batch, &plan, &mut refused);
         assert_eq!(batch.timestamps, vec![5, 7], "the time field is a column and still sets the event time");

@@ -4,10 +4,12 @@
 
 mod file;
 mod generator;
+mod http;
 mod ingest;
 
 pub use file::FileSource;
 pub use generator::Generator;
+pub use http::{EventError, HttpIngest, HttpSource, Ingested as HttpIngested, split_body};
 pub use ingest::{Ingested, Refused, decode_batch};
 
 use crate::config::{SourceSpec, SourceSpecKind};
@@ -39,12 +41,32 @@ pub trait Source: Send {
     fn field_plan(&self) -> Option<Arc<FieldPlan>> {
         None
     }
+
+    /// Called once when the pipeline is told to stop. A source that has
+    /// accepted events it must not lose (HTTP) stops taking new ones and
+    /// returns true: it is then filled until it says `Done`. Others return
+    /// false and are not filled again.
+    fn drains_after_stop(&mut self) -> bool {
+        false
+    }
 }
 
+/// An opened source, and for an HTTP source its request side.
+pub type Opened = (Box<dyn Source>, Option<Arc<HttpIngest>>);
+
 /// Opens the source described by `spec`; `index` is its place in the pipeline file.
-pub fn open(spec: &SourceSpec, index: u16) -> std::io::Result<Box<dyn Source>> {
+pub fn open(
+    spec: &SourceSpec,
+    index: u16,
+    dead: &Arc<crate::dead_letter::DeadLetters>,
+    metrics: &crate::metrics::SourceMetrics,
+) -> std::io::Result<Opened> {
     Ok(match &spec.kind {
-        SourceSpecKind::File { path } => Box::new(FileSource::open(path, index, spec)?),
-        SourceSpecKind::Generator(g) => Box::new(Generator::new(*g, index)),
+        SourceSpecKind::File { path } => (Box::new(FileSource::open(path, index, spec)?), None),
+        SourceSpecKind::Generator(g) => (Box::new(Generator::new(*g, index)), None),
+        SourceSpecKind::Http { queue, max_body } => {
+            let (source, ingest) = HttpSource::new(spec, index, *queue, *max_body, dead.clone(), metrics);
+            (Box::new(source), Some(ingest))
+        }
     })
 }
