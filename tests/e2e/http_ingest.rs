@@ -375,8 +375,8 @@ fn every_protected_endpoint_needs_a_token_with_its_scope_and_admin_actions_are_a
     assert_eq!(send(&client, "GET", &format!("{base}/healthz"), None, b"").0, 200, "/healthz is open");
     for (method, path, body, right) in &endpoints {
         let url = format!("{base}{path}");
-        // Refused requests are answered before their body is read: send a
-        // small one (a client sending a large body sees the connection close).
+        // A refused request's body is read only up to 64 KiB: send a small
+        // one (a client sending a large body sees the connection close).
         let small: &[u8] = if body.len() > 1024 { b"x" } else { body };
         let (status, _, www, text) = send(&client, method, &url, None, small);
         assert_eq!(status, 401, "{method} {path} without a token: {text}");

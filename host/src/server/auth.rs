@@ -87,7 +87,15 @@ pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> R
     {
         audit.record(&caller, action_of(&target), &target, None, "denied");
     }
-    refuse(status, &format!("{message} `{}`", needed.name()))
+    // Read a small body so that the connection stays usable for the
+    // client's next request; a larger one is not read, and the connection
+    // is closed instead (an unauthenticated caller gets no upload for free).
+    let drained = axum::body::to_bytes(req.into_body(), 64 << 10).await.is_ok();
+    let mut r = refuse(status, &format!("{message} `{}`", needed.name()));
+    if !drained {
+        r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// The audit action of an admin path.
