@@ -6,10 +6,12 @@
 //! names the file, and the line and key where it can.
 
 mod load;
+mod server;
 mod types;
 mod validate;
 
 pub use load::{ConfigError, load, load_str};
+pub use server::{Scope, ServerSpec, TokenSpec};
 pub use types::*;
 pub use validate::*;
 

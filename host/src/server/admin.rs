@@ -123,16 +123,20 @@ fn answer(result: Result<VersionView, DeployError>, ok: StatusCode) -> Response 
     }
 }
 
-/// `POST .../versions` with the component's bytes as the body.
-/// Writes the audit line of an admin action and answers.
-fn audited(
+/// Runs an admin action (blocking: it compiles and waits for the swap) off
+/// the async workers, writes its audit line, and answers.
+async fn admin_action(
     s: &AppState,
     caller: &Caller,
     action: &str,
     target: &str,
-    result: Result<VersionView, DeployError>,
     ok: StatusCode,
+    run: impl FnOnce() -> Result<VersionView, DeployError> + Send + 'static,
 ) -> Response {
+    let result = match tokio::task::spawn_blocking(run).await {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
     if let Some(audit) = &s.audit {
         let (digest, outcome) = match &result {
             Ok(v) => (Some(v.digest.as_str()), "ok"),
@@ -144,6 +148,7 @@ fn audited(
     answer(result, ok)
 }
 
+/// `POST .../versions` with the component's bytes as the body.
 async fn upload(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -158,11 +163,10 @@ async fn upload(
     if body.is_empty() {
         return error(StatusCode::BAD_REQUEST, "the body must be the component's bytes (.wasm)");
     }
-    let result = tokio::task::spawn_blocking(move || d.deploy(&step, &body, Origin::Api)).await;
-    match result {
-        Ok(r) => audited(&s, &caller, "plugin-upload", &target, r, StatusCode::CREATED),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    admin_action(&s, &caller, "plugin-upload", &target, StatusCode::CREATED, move || {
+        d.deploy(&step, &body, Origin::Api)
+    })
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -192,9 +196,6 @@ async fn rollback(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
         }
     };
-    let result = tokio::task::spawn_blocking(move || d.rollback(&step, req.to.as_deref())).await;
-    match result {
-        Ok(r) => audited(&s, &caller, "plugin-rollback", &target, r, StatusCode::OK),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    admin_action(&s, &caller, "plugin-rollback", &target, StatusCode::OK, move || d.rollback(&step, req.to.as_deref()))
+        .await
 }

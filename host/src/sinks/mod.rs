@@ -87,19 +87,17 @@ impl<W: Write + Send> Ndjson<W> {
     fn write_events(&mut self, batch: &Batch, indices: Option<&[u32]>) -> std::io::Result<usize> {
         if self.metadata {
             let member = metadata_member(batch);
-            let all: Vec<u32>;
-            let idx = match indices {
-                Some(idx) => idx,
-                None => {
-                    all = (0..batch.len() as u32).collect();
-                    &all
-                }
+            let events: Box<dyn Iterator<Item = usize>> = match indices {
+                Some(idx) => Box::new(idx.iter().map(|&i| i as usize)),
+                None => Box::new(0..batch.len()),
             };
-            for &i in idx {
-                write_with_member(&mut self.out, batch.payload(i as usize), &member)?;
+            let mut n = 0;
+            for i in events {
+                write_with_member(&mut self.out, batch.payload(i), &member)?;
                 self.out.write_all(b"\n")?;
+                n += 1;
             }
-            return Ok(idx.len());
+            return Ok(n);
         }
         match indices {
             None => {
