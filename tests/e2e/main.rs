@@ -9,6 +9,7 @@ mod drug_interactions;
 mod hot_swap;
 mod http_ingest;
 mod models;
+mod plugin_langs;
 mod python_plugin;
 mod sandbox;
 mod sandbox_limits;

@@ -5,6 +5,7 @@ mod bench_http;
 mod bench_models;
 mod bench_swap;
 mod deploy;
+pub mod plugin;
 mod progress;
 mod run;
 
@@ -37,6 +38,9 @@ pub enum Command {
     /// Deploys a new plugin version to a step of a running pipeline (or
     /// rolls back, or lists versions) through its admin API.
     Deploy(deploy::DeployArgs),
+    /// Plugins in Rust, Python, JavaScript, C and Go: lay one out from a
+    /// template, build it into a component, test it on events, measure it.
+    Plugin(plugin::PluginArgs),
     /// Measures throughput: file → plugin → discard at several batch sizes.
     Bench(bench::BenchArgs),
     /// Measures host models: ort alone, through a plugin's `infer`, and the
@@ -104,6 +108,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy(args) => deploy::deploy(args),
+        Command::Plugin(args) => plugin::plugin(args),
         Command::Bench(args) => bench::bench(args),
         Command::BenchModels(args) => bench_models::bench_models(args),
         Command::BenchSwap(args) => bench_swap::bench_swap(args),

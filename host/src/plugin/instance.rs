@@ -179,12 +179,12 @@ impl PluginInstance {
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks);
         let processor =
-            self.plugin.pre.instantiate(&mut store).map_err(|e| PluginError::Start(describe(&store, &e)))?;
+            self.plugin.pre.instantiate(&mut store).map_err(|e| start_failure(&store, "instantiate", &e))?;
         store.set_epoch_deadline(self.deadline_ticks);
         match processor.call_init(&mut store, &self.settings.config) {
             Ok(Ok(())) => Ok(Live { store, processor }),
             Ok(Err(message)) => Err(PluginError::Init(message)),
-            Err(e) => Err(PluginError::Start(describe(&store, &e))),
+            Err(e) => Err(start_failure(&store, "init", &e)),
         }
     }
 
@@ -236,6 +236,12 @@ impl PluginInstance {
             Err(e) => tracing::error!(step = %self.settings.step, error = %e, "plugin instance cannot be restarted"),
         }
     }
+}
+
+/// A failed start, with the guest's backtrace in the debug log (`-vv`).
+fn start_failure(store: &Store<StoreData>, during: &str, e: &wasmtime::Error) -> PluginError {
+    tracing::debug!(during, "plugin start failed: {e:?}");
+    PluginError::Start(describe(store, e))
 }
 
 fn classify(store: &Store<StoreData>, e: &wasmtime::Error) -> CallFailure {
