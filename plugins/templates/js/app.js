@@ -8,16 +8,20 @@
 
 import { exportProcessor } from "./weir_plugin.js";
 
-const HR = [[40, 3], [50, 1], [90, 0], [110, 1], [130, 2], [Infinity, 3]];
-const RR = [[8, 3], [11, 1], [20, 0], [24, 2], [Infinity, 3]];
-const SPO2 = [[91, 3], [93, 2], [95, 1], [Infinity, 0]];
-const TEMP = [[35.0, 3], [36.0, 1], [38.0, 0], [39.0, 1], [Infinity, 2]];
+// Each scale: the bands' upper edges, and the points of each band (one more,
+// for values above the last edge). Flat arrays and indexed loops: the
+// component's JavaScript engine interprets, and destructuring costs it dearly.
+const HR = { edges: [40, 50, 90, 110, 130], points: [3, 1, 0, 1, 2, 3] };
+const RR = { edges: [8, 11, 20, 24], points: [3, 1, 0, 2, 3] };
+const SPO2 = { edges: [91, 93, 95], points: [3, 2, 1, 0] };
+const TEMP = { edges: [35.0, 36.0, 38.0, 39.0], points: [3, 1, 0, 1, 2] };
 
 // Points for `value`: the first band whose upper edge is at or above it.
-function band(value, bands) {
-  for (const [edge, points] of bands) {
-    if (value <= edge) return points;
-  }
+function band(value, scale) {
+  const edges = scale.edges;
+  let i = 0;
+  while (i < edges.length && value > edges[i]) i++;
+  return scale.points[i];
 }
 
 function number(vitals, name) {
@@ -44,7 +48,8 @@ class VitalsAlert {
   }
 
   process(batch, out) {
-    for (const event of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const event = batch[i];
       const vitals = event.json();
       let total;
       try {

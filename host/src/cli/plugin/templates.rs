@@ -64,6 +64,7 @@ pub fn files(lang: Lang, name: &str) -> Vec<(&'static str, String)> {
         ],
         Lang::Go => vec![
             ("go.mod", fill(repo_file!("plugins/templates/go/go.mod.tmpl"))),
+            ("go.sum", repo_file!("plugins/templates/go/go.sum").to_string()),
             ("main.go", fill(repo_file!("plugins/templates/go/main.go"))),
             ("weir/weir.go", repo_file!("plugins/sdk/go/weir.go").to_string()),
         ],
