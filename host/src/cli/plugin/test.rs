@@ -34,6 +34,10 @@ pub struct TestArgs {
     /// Events per batch.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
+    /// The deadline of each call. Generous by default: this checks what a
+    /// plugin does, not how fast (a pipeline step's `limits.deadline` does).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub deadline: std::time::Duration,
     /// The input field that holds each event's time (milliseconds); 0 without it.
     #[arg(long)]
     pub time_field: Option<String>,
@@ -82,14 +86,14 @@ pub fn read_input(path: &Path, time_field: Option<&str>) -> anyhow::Result<Vec<I
 }
 
 /// Starts `component` with `config`, outside any pipeline.
-pub fn start(component: &Path, config: &str) -> anyhow::Result<PluginInstance> {
+pub fn start(component: &Path, config: &str, deadline: std::time::Duration) -> anyhow::Result<PluginInstance> {
     let engine = PluginEngine::new(crate::plugin::default_cache_dir())?;
     let loaded = engine.load(component)?;
     let metrics = Metrics::new("plugin-test");
     let settings = InstanceSettings {
         step: "test".into(),
         config: config.to_string(),
-        limits: Limits::default(),
+        limits: Limits { deadline, ..Limits::default() },
         grants: Default::default(),
         metrics: metrics.plugin_api("test"),
         models: Vec::new(),
@@ -162,7 +166,7 @@ pub fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     }
     let component = component(&args.plugin)?;
     let events = read_input(&input, args.time_field.as_deref())?;
-    let mut instance = start(&component, &args.config)?;
+    let mut instance = start(&component, &args.config, args.deadline)?;
     let actual = run(&mut instance, &events, args.batch_size)?;
     if let Some(path) = &args.actual {
         std::fs::write(path, lines(&actual))?;
