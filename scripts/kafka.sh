@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka 4.4.0 broker in KRaft mode on 127.0.0.1, for the
+# Kafka tests and for trying Weir's Kafka source and sink by hand.
+#
+#   scripts/kafka.sh fetch                  # once: Kafka and its dependencies from Maven Central into .cache/kafka/libs
+#   scripts/kafka.sh start DIR [PORT]       # formats DIR and runs a broker on 127.0.0.1:PORT (default 9092) in the foreground
+#
+# The broker keeps its data in DIR; stop it with SIGTERM. Transactions work
+# with one replica (the transaction log's replication factor and min ISR are 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1mkafka:\033[0m %s\n' "$*" >&2; }
+KAFKA_VERSION=4.4.0
+home=$PWD/.cache/kafka
+
+fetch() {
+    if [ -f "$home/libs/.complete-$KAFKA_VERSION-2" ]; then
+        return
+    fi
+    command -v java >/dev/null || { say "java not found: install Java 17 (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+    command -v mvn >/dev/null || { say "mvn not found: install Maven (Debian: apt-get install maven)"; exit 1; }
+    say "fetching Kafka $KAFKA_VERSION from Maven Central into $home/libs"
+    mkdir -p "$home"
+    cat > "$home/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.weir</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>2.24.3</version>
+    </dependency>
+  </dependencies>
+</project>
+POM
+    rm -rf "$home/libs"
+    mvn -q -B -f "$home/pom.xml" dependency:copy-dependencies -DoutputDirectory="$home/libs" -DincludeScope=runtime
+    touch "$home/libs/.complete-$KAFKA_VERSION-2"
+}
+
+start() {
+    local dir=${1:?usage: scripts/kafka.sh start DIR [PORT]} port=${2:-9092}
+    local controller=$((port + 1))
+    fetch
+    mkdir -p "$dir"
+    dir=$(realpath "$dir")
+    cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+    cat > "$dir/log4j2.properties" <<LOG
+rootLogger.level=WARN
+rootLogger.appenderRef.file.ref=file
+appender.file.type=File
+appender.file.name=file
+appender.file.fileName=$dir/broker.log
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+LOG
+    local java=(java -Xms256m -Xmx512m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$home/libs/*")
+    if [ ! -f "$dir/data/meta.properties" ]; then
+        "${java[@]}" kafka.tools.StorageTool format --standalone -t "$("${java[@]}" kafka.tools.StorageTool random-uuid)" \
+            -c "$dir/server.properties" >/dev/null
+    fi
+    exec "${java[@]}" kafka.Kafka "$dir/server.properties"
+}
+
+case "${1:-}" in
+    fetch) fetch ;;
+    start) shift; start "$@" ;;
+    *) say "usage: scripts/kafka.sh fetch | start DIR [PORT]"; exit 2 ;;
+esac
