@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 events="${1:-100000}"
 scripts/setup.sh
+scripts/setup-plugin-langs.sh
 cargo build --release --locked -q -p weir
 weir=target/release/weir
 work=target/bench-langs

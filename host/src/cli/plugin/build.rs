@@ -39,7 +39,7 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(component)
 }
 
-/// Where `scripts/setup.sh` installs the tools it adds: `.cache/` in the
+/// Where the setup scripts install the tools they add: `.cache/` in the
 /// Weir checkout this binary was built from, or `$WEIR_HOME/.cache`.
 fn setup_cache() -> PathBuf {
     let home = std::env::var_os("WEIR_HOME")
@@ -150,7 +150,7 @@ fn js(dir: &Path, component: &Path) -> anyhow::Result<()> {
     let tool = require(
         "componentize-js",
         &[bin],
-        "npm install @bytecodealliance/componentize-js@0.23.0 (scripts/setup.sh installs it into .cache/js)",
+        "npm install @bytecodealliance/componentize-js@0.23.0 (scripts/setup-plugin-langs.sh installs it into .cache/js)",
     )?;
     // The host offers no wasi:http: leave out the features that import it.
     run(
@@ -164,7 +164,7 @@ fn js(dir: &Path, component: &Path) -> anyhow::Result<()> {
 }
 
 const C_INSTALL: &str = "on Debian: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32 \
-                         (the package is versioned on Debian 12: libclang-rt-14-dev-wasm32); scripts/setup.sh installs them";
+                         (the package is versioned on Debian 12: libclang-rt-14-dev-wasm32); scripts/setup-plugin-langs.sh installs them";
 
 /// The WASI sysroot: `$WASI_SYSROOT`, Debian's wasi-libc (in /usr), or a wasi-sdk.
 fn wasi_sysroot() -> anyhow::Result<PathBuf> {
