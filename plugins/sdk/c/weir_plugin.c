@@ -9,17 +9,21 @@
 struct weir_outcomes {
     processor_outcomes_t wit;
     size_t outputs_cap, payloads_cap, emitted_cap, rejected_cap;
-    weir_event *events;
 };
 
+static void *resize(void *ptr, size_t bytes) {
+    void *resized = realloc(ptr, bytes);
+    if (!resized) abort();
+    return resized;
+}
+
+/* Grows `ptr` to hold at least `need` elements of `size` bytes, doubling. */
 static void *grow(void *ptr, size_t *cap, size_t need, size_t size) {
     if (need <= *cap) return ptr;
     size_t next = *cap ? *cap * 2 : 16;
     while (next < need) next *= 2;
-    void *grown = realloc(ptr, next * size);
-    if (!grown) abort();
     *cap = next;
-    return grown;
+    return resize(ptr, next * size);
 }
 
 static uint16_t port_of(weir_outcomes *out, const char *output) {
@@ -42,12 +46,11 @@ static void push(weir_outcomes *out, const weir_event *event, const char *output
         e->payloads.len += len;
     }
     if (e->ends.len == out->emitted_cap) {
-        size_t cap = out->emitted_cap;
-        e->ends.ptr = grow(e->ends.ptr, &cap, e->ends.len + 1, sizeof *e->ends.ptr);
-        cap = out->emitted_cap;
-        e->inputs.ptr = grow(e->inputs.ptr, &cap, e->ends.len + 1, sizeof *e->inputs.ptr);
-        cap = out->emitted_cap;
-        e->ports.ptr = grow(e->ports.ptr, &cap, e->ends.len + 1, sizeof *e->ports.ptr);
+        /* ends, inputs and ports grow together. */
+        size_t cap = out->emitted_cap ? out->emitted_cap * 2 : 16;
+        e->ends.ptr = resize(e->ends.ptr, cap * sizeof *e->ends.ptr);
+        e->inputs.ptr = resize(e->inputs.ptr, cap * sizeof *e->inputs.ptr);
+        e->ports.ptr = resize(e->ports.ptr, cap * sizeof *e->ports.ptr);
         out->emitted_cap = cap;
     }
     e->ends.ptr[e->ends.len++] = (uint32_t)e->payloads.len;

@@ -4,8 +4,6 @@
 //! input), measured in this process on batches already in memory.
 #![allow(clippy::print_stdout, reason = "the report is the command's output")]
 
-use crate::config::Limits;
-use crate::metrics::Metrics;
 use crate::plugin::{InstanceSettings, PluginEngine, PluginInstance};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -54,15 +52,7 @@ pub fn vitals_events(n: usize) -> Vec<Vec<u8>> {
 }
 
 fn settings(config: &str) -> InstanceSettings {
-    let metrics = Metrics::new("plugin-bench");
-    InstanceSettings {
-        step: "bench".into(),
-        config: config.to_string(),
-        limits: Limits { deadline: Duration::from_secs(60), ..Limits::default() },
-        grants: Default::default(),
-        metrics: metrics.plugin_api("bench"),
-        models: Vec::new(),
-    }
+    super::test::settings("bench", config, Duration::from_secs(60))
 }
 
 fn ms(d: Duration) -> String {

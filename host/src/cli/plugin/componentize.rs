@@ -53,14 +53,13 @@ pub enum Adapter {
 const GO_ADAPTER_WAT: &str = include_str!("../../../../plugins/sdk/go/adapter/adapter.wat");
 const GO_ADAPTER_WIT: &str = include_str!("../../../../plugins/sdk/go/adapter/adapter.wit");
 
-/// The Go adapter module, with its imports' types embedded.
-fn go_adapter(wit_dir: &Path) -> Result<Vec<u8>> {
+/// The Go adapter module, with its imports' types embedded; `resolve` holds
+/// the plugin's contract, whose `host` interface the adapter imports.
+fn go_adapter(resolve: &mut Resolve) -> Result<Vec<u8>> {
     let mut module = wat::parse_str(GO_ADAPTER_WAT).context("the Go adapter does not assemble")?;
-    let mut resolve = Resolve::default();
-    resolve.push_path(wit_dir).with_context(|| format!("cannot read the WIT contract in {}", wit_dir.display()))?;
     let package = resolve.push_str("adapter.wit", GO_ADAPTER_WIT).context("the Go adapter's WIT")?;
     let world = resolve.select_world(&[package], Some("adapter"))?;
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)?;
+    wit_component::embed_component_metadata(&mut module, resolve, world, wit_component::StringEncoding::UTF8, false)?;
     Ok(module)
 }
 
@@ -70,8 +69,8 @@ fn go_adapter(wit_dir: &Path) -> Result<Vec<u8>> {
 /// against the world, and adapts WASI.
 pub fn component_from_module(core: &[u8], wit_dir: &Path, embed_world: bool, adapter: Adapter) -> Result<Vec<u8>> {
     let mut module = core.to_vec();
+    let (mut resolve, world) = load_world(wit_dir)?;
     if embed_world {
-        let (resolve, world) = load_world(wit_dir)?;
         wit_component::embed_component_metadata(
             &mut module,
             &resolve,
@@ -84,7 +83,7 @@ pub fn component_from_module(core: &[u8], wit_dir: &Path, embed_world: bool, ada
     let name = wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
     let adapter = match adapter {
         Adapter::Wasmtime => wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER.to_vec(),
-        Adapter::Go => go_adapter(wit_dir)?,
+        Adapter::Go => go_adapter(&mut resolve)?,
     };
     wit_component::ComponentEncoder::default()
         .module(&module)

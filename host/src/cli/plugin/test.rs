@@ -85,20 +85,25 @@ pub fn read_input(path: &Path, time_field: Option<&str>) -> anyhow::Result<Vec<I
     Ok(events)
 }
 
+/// An instance's settings outside any pipeline: default limits but
+/// `deadline`, no grants, no models.
+pub fn settings(step: &str, config: &str, deadline: std::time::Duration) -> InstanceSettings {
+    let metrics = Metrics::new(&format!("plugin-{step}"));
+    InstanceSettings {
+        step: step.into(),
+        config: config.to_string(),
+        limits: Limits { deadline, ..Limits::default() },
+        grants: Default::default(),
+        metrics: metrics.plugin_api(step),
+        models: Vec::new(),
+    }
+}
+
 /// Starts `component` with `config`, outside any pipeline.
 pub fn start(component: &Path, config: &str, deadline: std::time::Duration) -> anyhow::Result<PluginInstance> {
     let engine = PluginEngine::new(crate::plugin::default_cache_dir())?;
     let loaded = engine.load(component)?;
-    let metrics = Metrics::new("plugin-test");
-    let settings = InstanceSettings {
-        step: "test".into(),
-        config: config.to_string(),
-        limits: Limits { deadline, ..Limits::default() },
-        grants: Default::default(),
-        metrics: metrics.plugin_api("test"),
-        models: Vec::new(),
-    };
-    Ok(PluginInstance::start(loaded, settings)?)
+    Ok(PluginInstance::start(loaded, settings("test", config, deadline))?)
 }
 
 /// Runs every event through the plugin; returns the results in input order.
