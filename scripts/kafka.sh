@@ -18,8 +18,18 @@ fetch() {
     if [ -f "$home/libs/.complete-$KAFKA_VERSION-2" ]; then
         return
     fi
-    command -v java >/dev/null || { say "java not found: install Java 17 (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
-    command -v mvn >/dev/null || { say "mvn not found: install Maven (Debian: apt-get install maven)"; exit 1; }
+    local want=()
+    command -v java >/dev/null || want+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null || want+=(maven)
+    if [ ${#want[@]} -gt 0 ]; then
+        command -v apt-get >/dev/null || { say "install Java 17 and Maven (missing: ${want[*]})"; exit 1; }
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        say "installing ${want[*]} (apt-get)"
+        "${sudo[@]}" apt-get install -y -qq "${want[@]}" >/dev/null || {
+            "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq "${want[@]}" >/dev/null
+        }
+    fi
     say "fetching Kafka $KAFKA_VERSION from Maven Central into $home/libs"
     mkdir -p "$home"
     cat > "$home/pom.xml" <<POM

@@ -14,11 +14,13 @@
 //! - [`server`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`cli`]: the `weir` command's subcommands.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod deploy;
 pub mod event;
+pub mod kafka;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;

@@ -3,11 +3,13 @@
 mod harness;
 mod live;
 
+mod checkpoints;
 mod config_errors;
 mod dead_letters;
 mod drug_interactions;
 mod hot_swap;
 mod http_ingest;
+mod kafka;
 mod models;
 mod plugin_langs;
 mod python_plugin;

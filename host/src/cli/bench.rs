@@ -147,6 +147,7 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
         .collect();
     let from = if steps.is_empty() { Route::Sources } else { Route::Step { step: 0, output: "out".into() } };
     let spec = PipelineSpec {
+        checkpoint: None,
         name: "bench".into(),
         batch_size,
         batch_linger: std::time::Duration::from_millis(5),
@@ -170,7 +171,7 @@ fn pipeline_rate(input: &Path, plugin: Option<&Path>, batch_size: usize, events:
         dead_letter: Some(input.with_extension("dead.ndjson")),
     };
     let started = Instant::now();
-    let running = start(spec, RunOptions { listen: None, cache_dir: crate::plugin::default_cache_dir() })?;
+    let running = start(spec, RunOptions { cache_dir: crate::plugin::default_cache_dir(), ..Default::default() })?;
     let report = running.wait().context("bench run failed")?;
     anyhow::ensure!(report.events_read == events, "read {} of {events} events", report.events_read);
     Ok(events as f64 / started.elapsed().as_secs_f64())

@@ -226,6 +226,7 @@ fn fraud_pipeline(args: &BenchModelsArgs, model: &ModelSpec, batch: usize) -> an
     config["model"] = model.name.clone().into();
     let dir = tempfile::tempdir()?;
     let spec = PipelineSpec {
+        checkpoint: None,
         name: "bench".into(),
         batch_size: batch,
         batch_linger: Duration::from_millis(5),
@@ -273,7 +274,7 @@ fn fraud_pipeline(args: &BenchModelsArgs, model: &ModelSpec, batch: usize) -> an
         dead_letter: Some(dir.path().join("dead.ndjson")),
     };
     let started = Instant::now();
-    let running = start(spec, RunOptions { listen: None, cache_dir: crate::plugin::default_cache_dir() })?;
+    let running = start(spec, RunOptions { cache_dir: crate::plugin::default_cache_dir(), ..Default::default() })?;
     let report = running.wait().context("bench run failed")?;
     anyhow::ensure!(report.dead_letters.iter().all(|(_, n)| *n == 0), "events were dead-lettered");
     Ok(args.count as f64 / started.elapsed().as_secs_f64())

@@ -134,7 +134,7 @@ path = {dead:?}
     let pipeline = dir.path().join("pipeline.toml");
     let spec = crate::config::load_str(&pipeline, &text)?;
     let bytes = [std::fs::read(&args.a)?, std::fs::read(&args.b)?];
-    let running = start(spec, RunOptions { listen: None, cache_dir: Some(dir.path().join("cache")) })?;
+    let running = start(spec, RunOptions { cache_dir: Some(dir.path().join("cache")), ..Default::default() })?;
     std::thread::sleep(Duration::from_secs(1));
     let mut calls = Vec::new();
     for i in 0..args.swaps {

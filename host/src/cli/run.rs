@@ -1,7 +1,7 @@
 //! `weir run`.
 
 use super::progress::{Progress, print_summary};
-use crate::pipeline::{RunOptions, start};
+use crate::pipeline::{RunOptions, StartFrom, start};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -19,13 +19,26 @@ pub struct RunArgs {
     /// Compile plugins every time instead of using the cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Where to start: "checkpoint" (the last one; the default), or a replay
+    /// from "earliest", "latest" or an RFC 3339 time: checkpoints are set
+    /// aside, state starts empty and Kafka sources start there.
+    #[arg(long, default_value = "checkpoint")]
+    pub from: String,
+    /// This process's name among the processes running the pipeline (its
+    /// Kafka transactional id and group instance id); keep it across restarts.
+    #[arg(long, env = "WEIR_INSTANCE", default_value = "0")]
+    pub instance: String,
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let spec = crate::config::load(&args.pipeline)?;
     let cache_dir = if args.no_cache { None } else { args.cache_dir.or_else(crate::plugin::default_cache_dir) };
     let name = spec.name.clone();
-    let running = start(spec, RunOptions { listen: args.listen, cache_dir })?;
+    let from = match args.from.as_str() {
+        "checkpoint" => StartFrom::Checkpoint,
+        other => StartFrom::Replay(other.parse().map_err(|e: String| anyhow::anyhow!("--from: {e}"))?),
+    };
+    let running = start(spec, RunOptions { listen: args.listen, cache_dir, from, instance: args.instance })?;
     if let Some(addr) = running.server_addr {
         tracing::info!("metrics on http://{addr}/metrics");
     }

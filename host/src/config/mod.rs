@@ -5,11 +5,13 @@
 //! context (files exist, names are unique, sinks name real outputs). Every error
 //! names the file, and the line and key where it can.
 
+mod kafka;
 mod load;
 mod server;
 mod types;
 mod validate;
 
+pub use kafka::{CheckpointSpec, KafkaSinkSpec, KafkaSourceSpec, KafkaStart};
 pub use load::{ConfigError, load, load_str};
 pub use server::{Scope, ServerSpec, TokenSpec};
 pub use types::*;
@@ -76,6 +78,33 @@ mod tests {
             "{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[sinks]]\nname = \"d\"\nkind = \"discard\"\nmetadata = true\n"
         ));
         assert_eq!(e, "p.toml:10: sinks[0].metadata: applies only to file and stdout sinks");
+    }
+
+    #[test]
+    fn kafka_sources_and_sinks_are_checked() {
+        let src = "[[sources]]\nname = \"k\"\nkind = \"kafka\"\nbrokers = \"b:9092\"\ntopic = \"t\"\n";
+        let e = err(&format!("{HEAD}{src}"));
+        assert_eq!(
+            e,
+            "p.toml:6: sources[0].kind: a kafka source needs a [checkpoint] section: its offsets are committed with each checkpoint"
+        );
+        let ck = "\n[checkpoint]\ndir = \"/tmp/weir-ckpt\"\n";
+        let spec = load_str(Path::new("p.toml"), &format!("{HEAD}{src}{ck}")).unwrap();
+        let SourceSpecKind::Kafka(k) = &spec.sources[0].kind else { panic!("not kafka") };
+        assert_eq!((k.group.as_str(), k.start, k.stop_at_end), ("weir-p", KafkaStart::Earliest, false));
+        let c = spec.checkpoint.unwrap();
+        assert_eq!((c.interval, c.keep, c.exactly_once), (std::time::Duration::from_secs(1), 3, true));
+        let e = err(&format!("{HEAD}{src}start = \"yesterday\"\n{ck}"));
+        assert!(e.starts_with("p.toml:6: sources[0].start: `yesterday` is neither"), "{e}");
+        let e = err(&format!("{HEAD}{src}properties = {{ \"enable.auto.commit\" = \"true\" }}\n{ck}"));
+        assert!(e.contains("sources[0].properties.enable.auto.commit: is set by Weir"), "{e}");
+        let e =
+            err(&format!("{HEAD}{src}{ck}\n[[sinks]]\nname = \"f\"\nkind = \"file\"\npath = \"x\"\ntopic = \"t\"\n"));
+        assert!(e.ends_with("sinks[0].topic: applies only to sinks of kind `kafka`"), "{e}");
+        let e = err(&format!("{HEAD}{src}{ck}\n[[sinks]]\nname = \"o\"\nkind = \"kafka\"\nbrokers = \"b\"\n"));
+        assert!(e.ends_with("sinks[0].topic: a kafka sink needs `topic`"), "{e}");
+        let e = err(&format!("{HEAD}{src}[checkpoint]\ndir = \"x\"\nkeep = 1\n"));
+        assert!(e.contains("checkpoint.keep: must be at least 2"), "{e}");
     }
 
     #[test]

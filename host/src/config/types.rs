@@ -27,6 +27,31 @@ pub struct PipelineFile {
     pub models: std::collections::BTreeMap<String, ModelConfig>,
     /// `[deploy]`: hot-loading new plugin versions.
     pub deploy: Option<DeploySection>,
+    /// `[checkpoint]`: periodic checkpoints and exactly-once delivery.
+    pub checkpoint: Option<CheckpointSection>,
+}
+
+/// `[checkpoint]`: every `interval` the pipeline stops at a batch boundary
+/// and writes one checkpoint: the position of every source and the state of
+/// every step (windows), checksummed. With a Kafka sink and `exactly_once`,
+/// the Kafka transaction holding the outputs since the last checkpoint and
+/// the consumed offsets commits right after. On start, the newest complete
+/// checkpoint is restored and every source resumes from it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Folder of checkpoint files (created if missing); one pipeline per folder.
+    pub dir: PathBuf,
+    /// Time between checkpoints (default "1s").
+    #[serde(default, with = "humantime_serde::option")]
+    pub interval: Option<Duration>,
+    /// Checkpoints kept on disk (default 3, at least 2: a corrupt newest
+    /// one falls back to the one before).
+    pub keep: Option<usize>,
+    /// Kafka sinks write in transactions that also commit the consumed
+    /// offsets, so `read_committed` readers see each result exactly once
+    /// (default true). False: an idempotent producer, at-least-once.
+    pub exactly_once: Option<bool>,
 }
 
 /// `[deploy]`: how new plugin versions reach a running pipeline (besides
@@ -147,8 +172,8 @@ pub struct TokenConfig {
 pub struct SourceConfig {
     /// Unique name; dead-letter records and metrics use it.
     pub name: Spanned<String>,
-    /// "file" (NDJSON replay), "generator" (synthetic events) or "http"
-    /// (`POST /api/v1/ingest/<name>`).
+    /// "file" (NDJSON replay), "generator" (synthetic events), "http"
+    /// (`POST /api/v1/ingest/<name>`) or "kafka" (a consumer group).
     pub kind: Spanned<SourceKind>,
     /// Field holding the event time: epoch milliseconds or an RFC 3339 string.
     /// Without it, the event time is the time of ingestion.
@@ -172,6 +197,8 @@ pub struct SourceConfig {
     /// generator: random seed, so that runs repeat; default 1.
     pub seed: Option<u64>,
     /// generator: event time of the first event, RFC 3339 (default: now).
+    /// kafka: where to begin when there is no checkpoint and the group has
+    /// no committed offset: "earliest" (default), "latest" or an RFC 3339 time.
     pub start: Option<String>,
     /// generator: event time between events, e.g. "50ms" (default: 1/rate,
     /// or 1ms when unthrottled).
@@ -189,6 +216,19 @@ pub struct SourceConfig {
     pub queue: Option<usize>,
     /// http: largest request body (default "8MiB"); larger gets 413.
     pub max_body: Option<bytesize::ByteSize>,
+    /// kafka: bootstrap servers, "host:port,host:port".
+    pub brokers: Option<String>,
+    /// kafka: the topic to read (all its partitions, shared with the
+    /// other members of the consumer group).
+    pub topic: Option<String>,
+    /// kafka: consumer group (default "weir-<pipeline>").
+    pub group: Option<String>,
+    /// kafka: stop once every assigned partition has been read to its end
+    /// (for replays and benchmarks; default false: run until stopped).
+    pub stop_at_end: Option<bool>,
+    /// kafka: librdkafka settings passed through as they are, e.g.
+    /// `{ "security.protocol" = "sasl_ssl", "sasl.mechanism" = "PLAIN" }`.
+    pub properties: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The kinds of source.
@@ -199,6 +239,7 @@ pub enum SourceKind {
     Generator,
     /// `POST /api/v1/ingest/<name>` on the server.
     Http,
+    Kafka,
 }
 
 /// What a generator source makes.
@@ -354,7 +395,8 @@ fn default_memory() -> bytesize::ByteSize {
 pub struct SinkConfig {
     /// Unique name.
     pub name: Spanned<String>,
-    /// "file" (NDJSON), "stdout" (NDJSON) or "discard" (benchmarks).
+    /// "file" (NDJSON), "stdout" (NDJSON), "kafka" (one message per event)
+    /// or "discard" (benchmarks).
     pub kind: SinkKind,
     /// What the sink takes: "step" (its main output), "step.output" (a named
     /// output) or a source name. Default: the last step's main output, or the
@@ -367,6 +409,15 @@ pub struct SinkConfig {
     /// for every plugin step that processed it (default false).
     #[serde(default)]
     pub metadata: bool,
+    /// kafka: bootstrap servers, "host:port,host:port".
+    pub brokers: Option<String>,
+    /// kafka: the topic to write.
+    pub topic: Option<String>,
+    /// kafka: a field of the event whose value (string or number) becomes
+    /// the message key, so that one key's results share a partition.
+    pub key_field: Option<String>,
+    /// kafka: librdkafka settings passed through as they are (TLS, SASL, ...).
+    pub properties: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The kinds of sink.
@@ -375,6 +426,7 @@ pub struct SinkConfig {
 pub enum SinkKind {
     File,
     Stdout,
+    Kafka,
     Discard,
 }
 

@@ -1,6 +1,7 @@
 //! Second stage of loading: the parsed file checked in context and turned
 //! into a [`PipelineSpec`] that the runtime can build without further checks.
 
+use super::kafka::{CheckpointSpec, KafkaSinkSpec, KafkaSourceSpec};
 use super::load::{ConfigError, Locator};
 use super::server::ServerSpec;
 use super::types::*;
@@ -30,6 +31,8 @@ pub struct PipelineSpec {
     pub deploy_watch: Option<PathBuf>,
     /// `[deploy] probation_batches`.
     pub probation_batches: u32,
+    /// `[checkpoint]`, if the pipeline checkpoints.
+    pub checkpoint: Option<CheckpointSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +51,7 @@ pub enum SourceSpecKind {
     File { path: PathBuf },
     Generator(GeneratorSpec),
     Http { queue: usize, max_body: usize },
+    Kafka(KafkaSourceSpec),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +123,7 @@ pub struct SinkSpec {
 pub enum SinkSpecKind {
     File { path: PathBuf },
     Stdout,
+    Kafka(KafkaSinkSpec),
     Discard,
 }
 
@@ -159,7 +164,8 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
         unique(&s.name, &format!("sinks[{i}].name"))?;
     }
     let models = models(&file.models, at)?;
-    let sources = file.sources.iter().enumerate().map(|(i, s)| source(i, s, at)).collect::<Result<_, _>>()?;
+    let sources: Vec<SourceSpec> =
+        file.sources.iter().enumerate().map(|(i, s)| source(i, s, &p.name, at)).collect::<Result<_, _>>()?;
     let mut steps: Vec<StepSpec> = Vec::new();
     for (i, s) in file.steps.iter().enumerate() {
         let input = match steps.last() {
@@ -168,7 +174,19 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
         };
         steps.push(step(i, s, input, &models, at)?);
     }
-    let sinks = file.sinks.iter().enumerate().map(|(i, s)| sink(i, s, &steps, at)).collect::<Result<_, _>>()?;
+    let sinks: Vec<SinkSpec> =
+        file.sinks.iter().enumerate().map(|(i, s)| sink(i, s, &steps, at)).collect::<Result<_, _>>()?;
+    let checkpoint = super::kafka::checkpoint(&file.checkpoint, at)?;
+    if checkpoint.is_none()
+        && let Some(i) = sources.iter().position(|s| matches!(s.kind, SourceSpecKind::Kafka(_)))
+    {
+        return Err(at.error(
+            Some(file.sources[i].kind.span()),
+            format!("sources[{i}].kind"),
+            "a kafka source needs a [checkpoint] section: its offsets are committed with each checkpoint",
+        ));
+    }
+    one_producer(&sinks, &checkpoint, at)?;
     Ok(PipelineSpec {
         name: p.name.clone(),
         batch_size: p.batch_size,
@@ -184,7 +202,31 @@ pub(super) fn validate(file: PipelineFile, at: &Locator<'_>) -> Result<PipelineS
         models,
         deploy_watch: deploy_watch(&file.deploy, at)?,
         probation_batches: file.deploy.as_ref().and_then(|d| d.probation_batches).unwrap_or(16),
+        checkpoint,
     })
+}
+
+/// Exactly-once needs one transaction: every Kafka sink on one cluster,
+/// written by one producer.
+fn one_producer(sinks: &[SinkSpec], checkpoint: &Option<CheckpointSpec>, at: &Locator<'_>) -> Result<(), ConfigError> {
+    if !checkpoint.as_ref().is_some_and(|c| c.exactly_once) {
+        return Ok(());
+    }
+    let mut kafka = sinks.iter().filter_map(|s| match &s.kind {
+        SinkSpecKind::Kafka(k) => Some((s, k)),
+        _ => None,
+    });
+    let Some((_, first)) = kafka.next() else { return Ok(()) };
+    for (s, k) in kafka {
+        if k.brokers != first.brokers || k.properties != first.properties {
+            return Err(at.error(
+                None,
+                format!("sinks.{}.brokers", s.name),
+                "with exactly_once, every kafka sink writes to the same brokers with the same properties (one transaction)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn deploy_watch(deploy: &Option<DeploySection>, at: &Locator<'_>) -> Result<Option<PathBuf>, ConfigError> {
@@ -236,9 +278,14 @@ fn models(
     Ok(out)
 }
 
-fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, ConfigError> {
+fn source(i: usize, s: &SourceConfig, pipeline: &str, at: &Locator<'_>) -> Result<SourceSpec, ConfigError> {
     let key = |field: &str| format!("sources[{i}].{field}");
     let kind_span = Some(s.kind.span());
+    if *s.kind.get_ref() != SourceKind::Kafka
+        && let Some(field) = super::kafka::kafka_only_source_field(s)
+    {
+        return Err(at.error(kind_span, key(field), "applies only to sources of kind `kafka`"));
+    }
     let not_for = |field: &str, present: bool, kind: &str| {
         if present {
             Err(at.error(kind_span.clone(), key(field), format!("does not apply to a source of kind `{kind}`")))
@@ -258,6 +305,7 @@ fn source(i: usize, s: &SourceConfig, at: &Locator<'_>) -> Result<SourceSpec, Co
         ("jitter", s.jitter.is_some()),
     ];
     let kind = match s.kind.get_ref() {
+        SourceKind::Kafka => SourceSpecKind::Kafka(super::kafka::source(i, s, pipeline, at)?),
         SourceKind::File => {
             for (field, present) in http_only.into_iter().chain(generator_only) {
                 not_for(field, present, "file")?;
@@ -504,7 +552,13 @@ fn plugin_step(
 
 fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Locator<'_>) -> Result<SinkSpec, ConfigError> {
     let key = |field: &str| format!("sinks[{i}].{field}");
+    if s.kind != SinkKind::Kafka
+        && let Some(field) = super::kafka::kafka_only_sink_field(s)
+    {
+        return Err(at.error(Some(s.name.span()), key(field), "applies only to sinks of kind `kafka`"));
+    }
     let kind = match s.kind {
+        SinkKind::Kafka => SinkSpecKind::Kafka(super::kafka::sink(i, s, at)?),
         SinkKind::File => {
             let path =
                 s.path.clone().ok_or_else(|| at.error(Some(s.name.span()), key("path"), "a file sink needs `path`"))?;

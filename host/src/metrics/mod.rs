@@ -12,8 +12,10 @@ use prometheus::{
 };
 use std::collections::HashMap;
 
+mod durability;
 mod models;
 mod plugins;
+pub use durability::DurabilityMetrics;
 pub use models::{ModelMetrics, VersionMetrics};
 pub use plugins::{PluginFamilies, PluginMetrics, SandboxMetrics};
 
@@ -40,6 +42,7 @@ pub struct Metrics {
     windows_open: IntGaugeVec,
     watermark: IntGaugeVec,
     models: ModelMetrics,
+    durability: DurabilityMetrics,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -88,6 +91,7 @@ impl Metrics {
         let models = ModelMetrics::register(r);
         Metrics {
             models,
+            durability: DurabilityMetrics::register(r),
             late_events: counter(
                 r,
                 "weir_late_events_total",
@@ -233,6 +237,11 @@ impl Metrics {
 
     pub fn models(&self) -> ModelMetrics {
         self.models.clone()
+    }
+
+    /// Checkpoint, transaction and Kafka client metrics.
+    pub fn durability(&self) -> DurabilityMetrics {
+        self.durability.clone()
     }
 
     pub fn sink(&self, sink: &str) -> IntCounter {

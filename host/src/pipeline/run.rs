@@ -3,7 +3,7 @@
 
 use super::plugin_step::{PluginStep, PluginStepOptions};
 use super::step::Step;
-use super::worker::{SinkSlot, Worker};
+use super::worker::Worker;
 use crate::config::{PipelineSpec, PluginSpec, Route, StepSpecKind};
 use crate::dead_letter::{self, DeadLetters};
 use crate::deploy::{Deployments, StepControl};
@@ -12,7 +12,7 @@ use crate::metrics::{Family, Metrics};
 use crate::models::ModelRegistry;
 use crate::plugin::{InstanceSettings, PluginEngine, PluginInstance};
 use crate::query::{QueryStep, QueryStepSettings};
-use crate::sources::{self, Fill, Ingested};
+use crate::sources::{Fill, Ingested};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,12 +25,23 @@ use std::time::{Duration, Instant};
 /// pauses the sources.
 const CHANNEL_BATCHES: usize = 8;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Overrides `[server] listen`.
     pub listen: Option<String>,
     /// Folder of precompiled components; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The last checkpoint, or a replay.
+    pub from: super::restore::StartFrom,
+    /// This process's name among those running the pipeline: part of its
+    /// Kafka transactional id and group instance id.
+    pub instance: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { listen: None, cache_dir: None, from: Default::default(), instance: "0".into() }
+    }
 }
 
 /// A pipeline that is running.
@@ -77,20 +88,19 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
 
     let models = ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
     let engine = Arc::new(PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?);
-    let Built { steps, columns, controls } = build_steps(&spec, &engine, &metrics, &models)?;
+    let mut durable = super::durable::Durable::open(&spec, opts.from, &opts.instance, &metrics)?;
+    let Built { mut steps, columns, controls } = build_steps(&spec, &engine, &metrics, &models)?;
+    durable.restore_steps(&mut steps)?;
     let running_flag = Arc::new(AtomicBool::new(true));
     let queries =
         spec.steps.iter().filter(|s| matches!(s.kind, StepSpecKind::Query(_))).map(|s| s.name.clone()).collect();
     let deployments = Arc::new(Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone()));
-    let mut sinks = Vec::new();
-    for s in &spec.sinks {
-        let sink = crate::sinks::open(s).with_context(|| format!("cannot open sink `{}`", s.name))?;
-        sinks.push(SinkSlot { name: s.name.clone(), from: s.from.clone(), sink, events: metrics.sink(&s.name) });
-    }
+    let sinks = super::durable::open_sinks(&spec, &mut durable, &metrics)?;
     let mut opened = Vec::new();
     let mut ingest = std::collections::HashMap::new();
     for (i, s) in spec.sources.iter().enumerate() {
-        let (source, http) = sources::open(s, i as u16, &dead, &metrics.source(&s.name))
+        let (source, http) = durable
+            .open_source(&spec, i, &dead, &metrics)
             .with_context(|| format!("cannot open source `{}`", s.name))?;
         if let Some(h) = http {
             ingest.insert(s.name.clone(), h);
@@ -136,7 +146,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = crossbeam_channel::bounded::<Ingested>(CHANNEL_BATCHES);
     let mut source_threads = Vec::new();
-    for (name, mut source) in opened {
+    for (index, (name, mut source)) in opened.into_iter().enumerate() {
         let (tx, stop, m) = (tx.clone(), stop.clone(), metrics.source(&name));
         let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
         // A query step right after the sources gets its fields read while
@@ -147,7 +157,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
         });
         let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
             let result = (|| -> std::io::Result<()> {
-                let mut read_so_far = 0;
+                let mut read_so_far = source.bytes_read();
                 let mut draining = false;
                 loop {
                     if !draining && stop.load(Ordering::Relaxed) {
@@ -167,6 +177,7 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
                         m.events.inc_by(batch.len() as u64);
                         m.batch_events.observe(batch.len() as f64);
                         let mut msg = Ingested::new(batch, plan.clone());
+                        msg.position = source.position().map(|p| (index as u16, p));
                         // Decode here while the worker has work queued;
                         // otherwise leave it to the worker, which would wait.
                         if !tx.is_empty() {
@@ -191,31 +202,46 @@ pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
     }
     drop(tx);
 
-    let mut worker = Worker::new(steps, sinks);
+    let checkpointing = spec.checkpoint.is_some();
+    let gate = durable.gate.clone();
+    let mut worker = Worker::new(steps, sinks, durable.checkpointer(&spec, &metrics));
     let worker_dead = dead.clone();
     let worker_stop = stop.clone();
     let worker = std::thread::Builder::new().name("worker".into()).spawn(move || {
         let result = (|| -> std::io::Result<()> {
             loop {
+                // A Kafka rebalance waits (in its source's thread, which
+                // sends nothing meanwhile) until every batch it sent is
+                // handled and checkpointed.
+                if rx.is_empty()
+                    && let Some(revoked) = gate.pending()
+                {
+                    worker.revoke(revoked)?;
+                    gate.complete();
+                }
                 let mut msg = match rx.recv_timeout(crate::deploy::IDLE_TICK) {
                     Ok(msg) => msg,
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                        worker.idle();
+                        worker.idle()?;
                         continue;
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                 };
                 msg.decode();
                 msg.send_refused(&worker_dead)?;
-                worker.handle(msg.batch, &worker_dead)?;
+                worker.handle(msg.batch, msg.position, &worker_dead)?;
             }
-            // All sources are done (or stopped): release what steps hold, flush.
-            worker.finish(&worker_dead)?;
+            // All sources are done: release what steps hold, flush. Stopped
+            // by a signal with checkpoints, the steps keep their state (it
+            // is in the last checkpoint) for the next run instead.
+            let release = !(checkpointing && worker_stop.load(Ordering::Relaxed));
+            worker.finish(&worker_dead, release)?;
             Ok(())
         })();
         if result.is_err() {
             worker_stop.store(true, Ordering::Relaxed);
         }
+        gate.worker_gone();
         running_flag.store(false, Ordering::Relaxed);
         result.context("worker failed")
     })?;

@@ -18,36 +18,74 @@ pub struct SinkSlot {
 pub struct Worker {
     steps: Vec<Box<dyn Step>>,
     sinks: Vec<SinkSlot>,
+    checkpointer: Option<super::checkpointer::Checkpointer>,
 }
 
 impl Worker {
-    pub fn new(steps: Vec<Box<dyn Step>>, sinks: Vec<SinkSlot>) -> Self {
-        Worker { steps, sinks }
+    pub fn new(
+        steps: Vec<Box<dyn Step>>,
+        sinks: Vec<SinkSlot>,
+        checkpointer: Option<super::checkpointer::Checkpointer>,
+    ) -> Self {
+        Worker { steps, sinks, checkpointer }
     }
 
-    /// Runs one batch from the sources through every step.
-    pub fn handle(&mut self, batch: Batch, dead: &DeadLetters) -> std::io::Result<()> {
+    /// Runs one batch from the sources through every step; `position` is
+    /// where its source stands after it. A checkpoint follows when one is due.
+    pub fn handle(
+        &mut self,
+        batch: Batch,
+        position: Option<(u16, crate::checkpoint::Position)>,
+        dead: &DeadLetters,
+    ) -> std::io::Result<()> {
         self.deliver(|r| *r == Route::Sources, &batch)?;
-        self.run_from(0, batch, dead)
+        self.run_from(0, batch, dead)?;
+        if let Some(c) = &mut self.checkpointer {
+            c.note(position);
+            if c.due() {
+                c.take(&self.steps, &mut self.sinks)?;
+            }
+        }
+        Ok(())
     }
 
-    /// No batch for a while: lets the steps do what waits for a boundary.
-    pub fn idle(&mut self) {
-        for s in &mut self.steps {
-            s.idle();
+    /// A Kafka rebalance is taking partitions away: checkpoint first.
+    pub fn revoke(&mut self, revoked: Vec<(String, Vec<i32>)>) -> std::io::Result<()> {
+        match &mut self.checkpointer {
+            Some(c) => c.revoke(revoked, &self.steps, &mut self.sinks),
+            None => Ok(()),
         }
     }
 
-    /// End of input: each step in turn releases what it holds, which flows
-    /// through the steps after it.
-    pub fn finish(&mut self, dead: &DeadLetters) -> std::io::Result<()> {
-        for i in 0..self.steps.len() {
+    /// No batch for a while: lets the steps do what waits for a boundary,
+    /// and takes a checkpoint if one is due.
+    pub fn idle(&mut self) -> std::io::Result<()> {
+        for s in &mut self.steps {
+            s.idle();
+        }
+        if let Some(c) = &mut self.checkpointer
+            && c.due()
+        {
+            c.take(&self.steps, &mut self.sinks)?;
+        }
+        Ok(())
+    }
+
+    /// End of input: each step in turn releases what it holds (when
+    /// `release`), which flows through the steps after it.
+    pub fn finish(&mut self, dead: &DeadLetters, release: bool) -> std::io::Result<()> {
+        for i in (0..self.steps.len()).filter(|_| release) {
             let out = self.steps[i].finish(dead)?;
             let main = self.emit(i, out)?;
             self.run_from(i + 1, main, dead)?;
         }
         for slot in &mut self.sinks {
             slot.sink.flush()?;
+        }
+        // The last checkpoint commits what the end of input released.
+        if let Some(c) = &mut self.checkpointer {
+            c.note(None);
+            c.take(&self.steps, &mut self.sinks)?;
         }
         Ok(())
     }

@@ -36,6 +36,7 @@ pub fn open(spec: &SinkSpec) -> std::io::Result<Box<dyn Sink>> {
             Box::new(Ndjson { out, metadata: spec.metadata, each_batch: true })
         }
         SinkSpecKind::Discard => Box::new(Discard),
+        SinkSpecKind::Kafka(_) => unreachable!("Kafka sinks are opened with their producer (pipeline::run)"),
     })
 }
 
@@ -48,7 +49,7 @@ struct Ndjson<W: Write + Send> {
 }
 
 /// The `"_weir"` member added to each event of `batch`, closing the object.
-fn metadata_member(batch: &Batch) -> Vec<u8> {
+pub(crate) fn metadata_member(batch: &Batch) -> Vec<u8> {
     let versions: serde_json::Map<String, serde_json::Value> =
         batch.versions.iter().map(|(step, digest)| (step.to_string(), digest.to_string().into())).collect();
     let mut member = br#""_weir":"#.to_vec();
@@ -58,7 +59,7 @@ fn metadata_member(batch: &Batch) -> Vec<u8> {
 }
 
 /// Writes `payload` (one JSON object) with `member` added before its closing brace.
-fn write_with_member(out: &mut impl Write, payload: &[u8], member: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_with_member(out: &mut impl Write, payload: &[u8], member: &[u8]) -> std::io::Result<()> {
     let trimmed = payload.trim_ascii_end();
     let Some(body) = trimmed.strip_suffix(b"}") else { return out.write_all(payload) };
     let empty = body.trim_ascii() == b"{";

@@ -4,13 +4,14 @@
 //! dead-letter output with its line number.
 
 use super::{Fill, Source};
+use crate::checkpoint::Position;
 use crate::config::SourceSpec;
 use crate::event::{Batch, FieldPlan, Origin};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub struct FileSource {
     reader: BufReader<File>,
@@ -26,25 +27,35 @@ impl FileSource {
         Ok(FileSource {
             reader: BufReader::with_capacity(1 << 20, file),
             index,
-            plan: Arc::new(FieldPlan {
-                timestamp_field: spec.timestamp_field.clone(),
-                key_field: spec.key_field.clone(),
-                columns: None,
-                schema: spec.schema.clone(),
-            }),
+            plan: crate::sources::field_plan(spec),
             line: 0,
             offset: 0,
         })
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+impl FileSource {
+    /// Continues from a checkpoint's position: the byte offset of the next
+    /// line, and the lines before it (for dead-letter line numbers).
+    fn seek_to(&mut self, position: &Position) -> std::io::Result<()> {
+        let Position::File { offset, line } = *position else {
+            return Err(std::io::Error::other("the checkpoint's position is not a file position"));
+        };
+        let len = self.reader.get_ref().metadata()?.len();
+        if offset > len {
+            return Err(std::io::Error::other(format!(
+                "the checkpoint resumes at byte {offset} but the file has {len} bytes (was it replaced?)"
+            )));
+        }
+        self.reader.seek(SeekFrom::Start(offset))?;
+        (self.offset, self.line) = (offset, line);
+        Ok(())
+    }
 }
 
 impl Source for FileSource {
     fn fill(&mut self, batch: &mut Batch, max: usize, _linger: Duration) -> std::io::Result<Fill> {
-        let ingest_time = now_ms();
+        let ingest_time = super::now_ms();
         let mut added = 0;
         while added < max {
             let start = batch.payloads.len();
@@ -79,5 +90,13 @@ impl Source for FileSource {
 
     fn bytes_read(&self) -> u64 {
         self.offset
+    }
+
+    fn position(&self) -> Option<Position> {
+        Some(Position::File { offset: self.offset, line: self.line })
+    }
+
+    fn resume(&mut self, position: &Position) -> std::io::Result<()> {
+        self.seek_to(position)
     }
 }

@@ -20,6 +20,8 @@ pub struct Ingested {
     /// the worker in batch order, so the record order does not depend on
     /// which thread decoded.
     pub refused: Refused,
+    /// The source's index and its position after this batch, for checkpoints.
+    pub position: Option<(u16, crate::checkpoint::Position)>,
 }
 
 /// Events refused at ingestion: their bytes and origins, and why.
@@ -31,7 +33,7 @@ pub struct Refused {
 
 impl Ingested {
     pub fn new(batch: Batch, undecoded: Option<Arc<FieldPlan>>) -> Self {
-        Ingested { batch, undecoded, refused: Refused::default() }
+        Ingested { batch, undecoded, refused: Refused::default(), position: None }
     }
 
     /// Decodes the batch if it still needs it; afterwards it holds only valid events.

@@ -49,6 +49,33 @@ pub trait Source: Send {
     fn drains_after_stop(&mut self) -> bool {
         false
     }
+
+    /// Where the source is, after the events handed out so far: what a
+    /// checkpoint records. `None`: it cannot resume (generator, HTTP).
+    fn position(&self) -> Option<crate::checkpoint::Position> {
+        None
+    }
+
+    /// Continues from a position a checkpoint recorded.
+    fn resume(&mut self, _position: &crate::checkpoint::Position) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The fields a source that leaves decoding to the pipeline reads.
+pub(crate) fn field_plan(spec: &SourceSpec) -> Arc<FieldPlan> {
+    Arc::new(FieldPlan {
+        timestamp_field: spec.timestamp_field.clone(),
+        key_field: spec.key_field.clone(),
+        columns: None,
+        schema: spec.schema.clone(),
+    })
+}
+
+/// Wall-clock time, epoch milliseconds: the event time of events whose
+/// source names no timestamp field.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// An opened source, and for an HTTP source its request side.
@@ -63,6 +90,7 @@ pub fn open(
 ) -> std::io::Result<Opened> {
     Ok(match &spec.kind {
         SourceSpecKind::File { path } => (Box::new(FileSource::open(path, index, spec)?), None),
+        SourceSpecKind::Kafka(_) => unreachable!("Kafka sources are opened with their consumer (pipeline::run)"),
         SourceSpecKind::Generator(g) => (Box::new(Generator::new(*g, index)), None),
         SourceSpecKind::Http { queue, max_body } => {
             let (source, ingest) = HttpSource::new(spec, index, *queue, *max_body, dead.clone(), metrics);

@@ -1,0 +1,151 @@
+//! A real Apache Kafka broker for the tests: `scripts/kafka.sh start`, once
+//! per test binary, on a free port (or `$WEIR_TEST_KAFKA`, a broker
+//! already running). It dies with the test binary.
+
+use crate::harness::repo;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Bootstrap servers of the test broker, started on first use.
+pub fn brokers() -> String {
+    static BROKERS: OnceLock<String> = OnceLock::new();
+    BROKERS.get_or_init(start).clone()
+}
+
+fn start() -> String {
+    if let Ok(b) = std::env::var("WEIR_TEST_KAFKA") {
+        return b;
+    }
+    let port = free_port();
+    let dir = repo().join("target/kafka-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("broker folder");
+    let log = std::fs::File::create(dir.join("start.log")).expect("log file");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The broker is spawned from a thread that never ends: PR_SET_PDEATHSIG
+    // fires when the spawning *thread* exits, and this one lives as long
+    // as the test binary.
+    std::thread::spawn(move || {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("scripts/kafka.sh"))
+            .args(["start", &dir.join("node").display().to_string(), &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        let _ = tx.send(child.is_ok());
+        if let Ok(mut c) = child {
+            let _ = c.wait();
+        }
+        loop {
+            std::thread::park();
+        }
+    });
+    assert!(rx.recv().unwrap_or(false), "cannot run scripts/kafka.sh");
+    let brokers = format!("127.0.0.1:{port}");
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while producer.client().fetch_metadata(None, Duration::from_secs(2)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the Kafka broker did not start in 120 s (needs Java 17 and `scripts/kafka.sh fetch`); see target/kafka-test/start.log"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    brokers
+}
+
+fn free_port() -> u16 {
+    loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        // kafka.sh puts the controller on the next port: it must be free too.
+        if a < 65535 && std::net::TcpListener::bind(("127.0.0.1", a + 1)).is_ok() {
+            return a;
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` partitions.
+pub fn create_topic(topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let results = runtime.block_on(admin.create_topics(&[new], &AdminOptions::new())).expect("create topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
+
+/// Writes `(key, payload)` messages to `topic` and waits for them.
+pub fn produce(topic: &str, messages: &[(String, String)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for (k, v) in messages {
+        loop {
+            match producer.send(BaseRecord::to(topic).key(k).payload(v)) {
+                Ok(()) => break,
+                Err((_, _)) => producer.poll(Duration::from_millis(50)),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("messages delivered");
+}
+
+/// Every message of `topic` a `read_committed` reader sees, by partition in
+/// offset order (payloads). Reads until the end of every partition.
+pub fn read_committed(topic: &str) -> BTreeMap<i32, Vec<String>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", format!("verify-{topic}-{}", std::process::id()))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, rdkafka::Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out: BTreeMap<i32, Vec<String>> = partitions.iter().map(|p| (*p, Vec::new())).collect();
+    let mut ended = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ended.len() < partitions.len() {
+        assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                ended.remove(&m.partition());
+                out.get_mut(&m.partition())
+                    .expect("known partition")
+                    .push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                ended.insert(p);
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,88 @@
+//! Two `weir` processes in one consumer group split the partitions; when
+//! one is killed, the other takes its partitions over from their last
+//! committed offsets, and the output is still exactly once.
+
+use super::broker::{brokers, create_topic, produce};
+use super::{expected, outputs, spawn, unique, vitals};
+use crate::harness::{plugin, scratch, toml_path};
+use std::time::{Duration, Instant};
+
+#[test]
+fn two_processes_share_a_group_and_one_taking_over_loses_and_duplicates_nothing() {
+    let dir = scratch();
+    let name = &unique("eos-group");
+    create_topic(&format!("{name}-in"), 4);
+    let text = format!(
+        r#"
+[pipeline]
+name = "{name}"
+batch_size = 64
+
+[[sources]]
+name = "vitals"
+kind = "kafka"
+brokers = "{brokers}"
+topic = "{name}-in"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+
+[[steps]]
+name = "fast"
+plugin = {plugin}
+
+[[sinks]]
+name = "alerts"
+kind = "kafka"
+brokers = "{brokers}"
+topic = "{name}-alerts"
+properties = {{ "transaction.timeout.ms" = "10000" }}
+
+[checkpoint]
+dir = {ckpt}
+interval = "200ms"
+"#,
+        brokers = brokers(),
+        plugin = toml_path(&plugin("tachycardia")),
+        ckpt = toml_path(&dir.path().join("ckpt-{instance}")),
+    );
+    // One checkpoint folder per process (as on two machines).
+    let pipeline = |instance: &str| {
+        let path = dir.path().join(format!("{instance}.toml"));
+        std::fs::write(&path, text.replace("{instance}", instance)).unwrap();
+        path
+    };
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let mut a = spawn(&pipeline("a"), &log_a, &["--instance", "a"]);
+
+    // Events arrive for 8 s; B joins after 2 s, A is killed after 5 s.
+    let events = vitals(0, 16_000);
+    let feed = {
+        let (name, events) = (name.clone(), events.clone());
+        std::thread::spawn(move || {
+            for chunk in events.chunks(500) {
+                produce(&format!("{name}-in"), chunk);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let mut b = spawn(&pipeline("b"), &log_b, &["--instance", "b"]);
+    std::thread::sleep(Duration::from_secs(3));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    feed.join().unwrap();
+
+    let (want, _) = expected(&events);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while outputs(name).0.len() < want.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+    assert!(b.wait().unwrap().success(), "{}", std::fs::read_to_string(&log_b).unwrap());
+    let (ids, _) = outputs(name);
+    let a_text = std::fs::read_to_string(&log_a).unwrap();
+    let b_text = std::fs::read_to_string(&log_b).unwrap();
+    assert!(a_text.contains("partitions revoked: checkpointing them first"), "A never gave partitions to B:\n{a_text}");
+    assert!(b_text.matches("partitions assigned").count() >= 2, "B never took A's partitions over:\n{b_text}");
+    assert_eq!(ids.len(), want.len(), "alerts: {} written, {} expected", ids.len(), want.len());
+    assert!(ids == want, "alerts differ: some missing and others twice");
+}
