@@ -81,7 +81,9 @@ impl Checkpointer {
         let result = self.take_inner(steps, sinks);
         match &result {
             Ok(bytes) => {
-                self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                tracing::debug!(epoch = self.store.next_epoch() - 1, bytes, ms = took.as_secs_f64() * 1e3, "checkpoint taken");
+                self.metrics.checkpoint_seconds.observe(took.as_secs_f64());
                 self.metrics.checkpoint_bytes.set(*bytes as i64);
                 self.metrics.checkpoint_epoch.set(self.store.next_epoch() as i64 - 1);
                 self.metrics.checkpoint_last_success.set(now_ms() as f64 / 1000.0);
@@ -140,7 +142,6 @@ impl Checkpointer {
                 bytes
             }
         };
-        tracing::debug!(epoch, bytes, "checkpoint");
         Ok(bytes)
     }
 
