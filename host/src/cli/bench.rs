@@ -91,6 +91,7 @@ fn boundary_ns(plugin: &Path, input: &Path, batch_size: usize, rounds: usize) ->
     let loaded = engine.load(plugin)?;
     let metrics = Metrics::new("bench");
     let settings = InstanceSettings {
+        state: None,
         step: "bench".into(),
         config: String::new(),
         limits: Limits::default(),

@@ -191,6 +191,7 @@ fn through_plugin(
     let config = serde_json::json!({"model": model.name, "input": input, "rows": rows, "call": call});
     let metrics = Metrics::new("bench");
     let settings = InstanceSettings {
+        state: None,
         step: "bench".into(),
         config: config.to_string(),
         limits: Limits { deadline: Duration::from_secs(10), ..Limits::default() },

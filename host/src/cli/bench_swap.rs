@@ -79,6 +79,7 @@ fn compile_times(lang: &str, path: &Path) -> anyhow::Result<()> {
         cached.push(ms(t.elapsed()));
         let metrics = Metrics::new("bench");
         let settings = InstanceSettings {
+            state: None,
             step: "bench".into(),
             config: String::new(),
             limits: Default::default(),

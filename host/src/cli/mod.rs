@@ -96,7 +96,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                                 engine.insert(crate::plugin::PluginEngine::new(crate::plugin::default_cache_dir())?)
                             }
                         };
-                        let (instance, _) = crate::pipeline::start_plugin(engine, &step.name, p, &metrics, &models)?;
+                        let (instance, _) =
+                            crate::pipeline::start_plugin(engine, &step.name, p, &metrics, &models, None)?;
                         eprintln!("step `{}`: {} starts (sha256 {})", step.name, p.plugin.display(), instance.digest());
                     }
                     crate::config::StepSpecKind::Query(q) => {

@@ -82,7 +82,12 @@ impl Checkpointer {
         match &result {
             Ok(bytes) => {
                 let took = started.elapsed();
-                tracing::debug!(epoch = self.store.next_epoch() - 1, bytes, ms = took.as_secs_f64() * 1e3, "checkpoint taken");
+                tracing::debug!(
+                    epoch = self.store.next_epoch() - 1,
+                    bytes,
+                    ms = took.as_secs_f64() * 1e3,
+                    "checkpoint taken"
+                );
                 self.metrics.checkpoint_seconds.observe(took.as_secs_f64());
                 self.metrics.checkpoint_bytes.set(*bytes as i64);
                 self.metrics.checkpoint_epoch.set(self.store.next_epoch() as i64 - 1);

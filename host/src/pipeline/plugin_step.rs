@@ -47,6 +47,8 @@ pub struct PluginStep {
     swap_started: Option<Instant>,
     /// A new version has not processed a batch yet.
     first_pending: bool,
+    /// The step's keyed state, shared by every instance and version.
+    state: Option<Arc<crate::plugin::KeyedState>>,
 }
 
 struct Previous {
@@ -63,12 +65,14 @@ impl PluginStep {
         opts: PluginStepOptions,
     ) -> (Self, Arc<StepControl>) {
         let name: Arc<str> = settings.step.as_str().into();
+        let state = settings.state.clone();
         let mut plugin = metrics.plugin(&name);
         let control = StepControl::new(&instance, settings, opts.probation_batches, plugin.deploy_rejected.clone());
         plugin.set_version(instance.digest());
         plugin.circuit_state.set(0);
         let circuit = Circuit::new(&opts.circuit, name.clone(), control.circuit_cell());
         let step = PluginStep {
+            state,
             version: (name.clone(), instance.digest().into()),
             metrics: metrics.step(&name),
             name,
@@ -211,6 +215,17 @@ fn retire(instance: PluginInstance) {
 impl Step for PluginStep {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        self.state.as_ref()?.snapshot()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> anyhow::Result<()> {
+        match &self.state {
+            Some(s) => s.restore(state),
+            None => Ok(()),
+        }
     }
 
     fn process(&mut self, mut batch: Batch, dead: &DeadLetters) -> std::io::Result<Outputs> {

@@ -283,11 +283,13 @@ fn build_steps(
     for (i, s) in spec.steps.iter().enumerate() {
         match &s.kind {
             StepSpecKind::Plugin(p) => {
-                let (instance, settings) = start_plugin(engine, &s.name, p, metrics, models)?;
+                // Keyed state is keyed by the sources' key field.
+                let key_field = spec.sources.iter().find_map(|s| s.key_field.as_deref());
+                let (instance, settings) = start_plugin(engine, &s.name, p, metrics, models, key_field)?;
                 let fallback = match &p.circuit.fallback {
                     Some((path, config)) => {
                         let spec = PluginSpec { plugin: path.clone(), config: config.clone(), ..p.clone() };
-                        let (fallback, _) = start_plugin(engine, &s.name, &spec, metrics, models)
+                        let (fallback, _) = start_plugin(engine, &s.name, &spec, metrics, models, key_field)
                             .context("the circuit's fallback plugin")?;
                         Some(fallback)
                     }
@@ -336,6 +338,7 @@ pub fn start_plugin(
     s: &PluginSpec,
     metrics: &Metrics,
     models: &ModelRegistry,
+    key_field: Option<&str>,
 ) -> anyhow::Result<(PluginInstance, InstanceSettings)> {
     let plugin = engine.load(&s.plugin).with_context(|| format!("step `{step}`"))?;
     let settings = InstanceSettings {
@@ -345,6 +348,7 @@ pub fn start_plugin(
         grants: s.grants.clone(),
         metrics: metrics.plugin_api(step),
         models: s.models.iter().filter_map(|m| models.get(m)).collect(),
+        state: Some(crate::plugin::KeyedState::new(key_field.map(str::to_string))),
     };
     let instance = PluginInstance::start(plugin, settings.clone()).with_context(|| format!("step `{step}`"))?;
     tracing::info!(step = %step, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");

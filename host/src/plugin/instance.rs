@@ -24,6 +24,8 @@ pub struct InstanceSettings {
     pub metrics: PluginApiMetrics,
     /// Models the plugin may call with `infer`.
     pub models: Vec<Arc<Model>>,
+    /// The step's keyed state (`weir:plugin/state`), shared by its instances.
+    pub state: Option<Arc<super::state::KeyedState>>,
 }
 
 /// The data of one Store.
@@ -33,6 +35,7 @@ pub struct StoreData {
     limiter: MemoryCap,
     pub(super) api: HostApi,
     pub(super) models: ModelSessions,
+    pub(super) state: super::state::StateCall,
 }
 
 impl WasiView for StoreData {
@@ -173,6 +176,7 @@ impl PluginInstance {
             limiter: MemoryCap { cap: self.settings.limits.memory.as_u64() as usize, used: 0, hit: false },
             api: HostApi::new(self.settings.step.clone(), self.settings.metrics.clone_for_instance()),
             models: ModelSessions::new(&self.settings.step, &self.settings.models),
+            state: super::state::StateCall::new(self.settings.state.clone()),
         };
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.limiter);
@@ -209,6 +213,7 @@ impl PluginInstance {
             timestamps: std::mem::take(timestamps),
         };
         live.store.data_mut().models.begin_batch();
+        live.store.data_mut().state.begin(&batch.payloads, &batch.ends);
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = live.processor.call_process(&mut live.store, &batch);
         let n = batch.ends.len();
@@ -216,13 +221,17 @@ impl PluginInstance {
         let failure = match result {
             Ok(outcomes) => match check_outcomes(&outcomes, n) {
                 Ok(()) => match check_limits(&outcomes, ends, &self.settings.limits) {
-                    Ok(()) => return Ok(outcomes),
+                    Ok(()) => {
+                        live.store.data_mut().state.end(true);
+                        return Ok(outcomes);
+                    }
                     Err(message) => CallFailure { kind: FailureKind::OutputLimit, message },
                 },
                 Err(message) => CallFailure { kind: FailureKind::InvalidOutput, message },
             },
             Err(e) => classify(&live.store, &e),
         };
+        live.store.data_mut().state.end(false);
         self.restart();
         Err(failure)
     }

@@ -14,12 +14,14 @@ mod cache;
 mod engine;
 mod host_api;
 mod instance;
+mod state;
 mod stdio;
 
 pub use bindings::{Emitted, Outcomes};
 pub use cache::digest;
 pub use engine::{LoadedPlugin, PluginEngine};
 pub use instance::{CallFailure, FailureKind, InstanceSettings, PluginInstance};
+pub use state::KeyedState;
 pub use stdio::StdioMetrics;
 
 /// A plugin that cannot be loaded or started.

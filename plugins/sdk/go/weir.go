@@ -120,10 +120,10 @@ func CounterAdd(name string, value uint64) {
 	runtime.KeepAlive(b)
 }
 
-//go:wasmimport weir:plugin/host@0.1.1 log
+//go:wasmimport weir:plugin/host@0.1.2 log
 func hostLog(level, ptr, length uint32)
 
-//go:wasmimport weir:plugin/host@0.1.1 counter-add
+//go:wasmimport weir:plugin/host@0.1.2 counter-add
 func hostCounterAdd(ptr, length uint32, value uint64)
 
 var (

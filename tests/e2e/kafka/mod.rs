@@ -51,8 +51,9 @@ fn expected(events: &[(String, String)]) -> (Vec<u64>, Counts) {
     (ids, counts)
 }
 
-/// Kafka → tachycardia plugin → Kafka (`alerts`), and a window counting
-/// each patient's alerts → Kafka (`counts`); checkpoints every 200 ms.
+/// Kafka → running count per patient (plugin keyed state) → tachycardia
+/// plugin → Kafka (`alerts`), and a window counting each patient's alerts
+/// → Kafka (`counts`); checkpoints every 200 ms.
 fn pipeline(dir: &Path, name: &str, stop_at_end: bool, exactly_once: bool) -> std::path::PathBuf {
     let text = format!(
         r#"
@@ -69,6 +70,10 @@ timestamp_field = "EventTime"
 key_field = "PatientId"
 max_out_of_orderness = "2h"
 stop_at_end = {stop_at_end}
+
+[[steps]]
+name = "running"
+plugin = {running}
 
 [[steps]]
 name = "fast"
@@ -103,6 +108,7 @@ path = {dead}
 "#,
         brokers = brokers(),
         plugin = toml_path(&plugin("tachycardia")),
+        running = toml_path(&plugin("running_count")),
         ckpt = toml_path(&dir.join("checkpoints")),
         dead = toml_path(&dir.join("dead.ndjson")),
     );
@@ -129,12 +135,22 @@ fn wait_ok(mut child: Child, log: &Path) {
     assert!(status.success(), "weir failed ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
-/// The ids in the alerts topic and the window results, sorted (duplicates kept).
+/// The ids in the alerts topic and the window results, sorted (duplicates
+/// kept). An alert's running count (`n`, from the plugin's keyed state),
+/// when the pipeline keeps one, must be its patient's number of events up
+/// to it: 40 patients in turn.
 fn outputs(name: &str) -> (Vec<u64>, Rows) {
     let mut ids: Vec<u64> = read_committed(&format!("{name}-alerts"))
         .into_values()
         .flatten()
-        .map(|a| serde_json::from_str::<serde_json::Value>(&a).unwrap()["id"].as_u64().unwrap())
+        .map(|a| {
+            let v = serde_json::from_str::<serde_json::Value>(&a).unwrap();
+            let id = v["id"].as_u64().unwrap();
+            if !v["n"].is_null() {
+                assert_eq!(v["n"].as_u64(), Some(id / 40 + 1), "keyed state lost or counted twice: {a}");
+            }
+            id
+        })
         .collect();
     ids.sort_unstable();
     let mut counts = Vec::new();

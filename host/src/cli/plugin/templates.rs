@@ -48,6 +48,7 @@ pub fn files(lang: Lang, name: &str) -> Vec<(&'static str, String)> {
             ("weir-plugin-sdk/src/batch.rs", repo_file!("plugins/sdk/rust/src/batch.rs").to_string()),
             ("weir-plugin-sdk/src/outcomes.rs", repo_file!("plugins/sdk/rust/src/outcomes.rs").to_string()),
             ("weir-plugin-sdk/src/models.rs", repo_file!("plugins/sdk/rust/src/models.rs").to_string()),
+            ("weir-plugin-sdk/src/state.rs", repo_file!("plugins/sdk/rust/src/state.rs").to_string()),
         ],
         Lang::Python => vec![
             ("app.py", repo_file!("plugins/templates/python/app.py").to_string()),

@@ -90,6 +90,8 @@ pub fn read_input(path: &Path, time_field: Option<&str>) -> anyhow::Result<Vec<I
 pub fn settings(step: &str, config: &str, deadline: std::time::Duration) -> InstanceSettings {
     let metrics = Metrics::new(&format!("plugin-{step}"));
     InstanceSettings {
+        // Keyed state works, with every event under one (empty) key.
+        state: Some(crate::plugin::KeyedState::new(None)),
         step: step.into(),
         config: config.to_string(),
         limits: Limits { deadline, ..Limits::default() },

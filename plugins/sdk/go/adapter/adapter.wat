@@ -15,7 +15,7 @@
   (import "wasi:clocks/wall-clock@0.2.0" "now" (func $wall_now (param i32)))
   (import "wasi:random/random@0.2.0" "get-random-u64" (func $random_u64 (result i64)))
   (import "wasi:cli/exit@0.2.0" "exit" (func $exit (param i32)))
-  (import "weir:plugin/host@0.1.1" "log" (func $log (param i32 i32 i32)))
+  (import "weir:plugin/host@0.1.2" "log" (func $log (param i32 i32 i32)))
 
   (func (export "sched_yield") (result i32) (i32.const 0))
 

@@ -31,6 +31,7 @@
 mod batch;
 pub mod models;
 mod outcomes;
+pub mod state;
 
 pub use batch::{Batch, Event, Events};
 pub use outcomes::Outcomes;
