@@ -101,9 +101,6 @@ impl ClientContext for Context {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         self.observed.log(level, fac, message);
     }
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        self.observed.stats(statistics);
-    }
     fn error(&self, error: KafkaError, reason: &str) {
         self.observed.error(error, reason);
     }
@@ -183,7 +180,7 @@ impl KafkaConsumer {
             config.set(k, v);
         }
         let context = Context {
-            observed: Observed::new(format!("source {source}"), Some(source.to_string()), metrics),
+            observed: Observed::new(format!("source {source}"), metrics),
             source: source.to_string(),
             topic: spec.topic.clone(),
             starts: Mutex::new(BTreeMap::new()),
@@ -350,6 +347,8 @@ pub struct KafkaSource {
     stop_at_end: bool,
     at_end: BTreeSet<i32>,
     bytes: u64,
+    /// When the consumer lag was last measured.
+    lag_measured: Instant,
 }
 
 impl KafkaSource {
@@ -364,6 +363,24 @@ impl KafkaSource {
             stop_at_end,
             at_end: BTreeSet::new(),
             bytes: 0,
+            lag_measured: Instant::now(),
+        }
+    }
+
+    /// `weir_kafka_consumer_lag`: the end of each partition read from, less
+    /// the next offset to read, once a second. (librdkafka's statistics do
+    /// not reach a consumer polled through rdkafka's event API.)
+    fn measure_lag(&mut self) {
+        if self.lag_measured.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.lag_measured = Instant::now();
+        let c = &self.consumer;
+        let gauge = &c.consumer.context().observed.metrics.consumer_lag;
+        for (p, next) in &self.positions {
+            if let Ok((_, high)) = c.consumer.fetch_watermarks(&c.topic, *p, Duration::from_millis(500)) {
+                gauge.with_label_values(&[c.source.as_str(), &p.to_string()]).set((high - next).max(0));
+            }
         }
     }
 
@@ -377,6 +394,7 @@ impl KafkaSource {
 
 impl Source for KafkaSource {
     fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
+        self.measure_lag();
         let ingest_time = crate::sources::now_ms();
         let deadline = Instant::now() + linger;
         let mut added = 0;

@@ -23,25 +23,22 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 fn client_config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
-    c.set("statistics.interval.ms", "1000");
     for (k, v) in properties {
         c.set(k, v);
     }
     c
 }
 
-/// Logging, errors and statistics of one client, into Weir's logs and metrics.
+/// Logging and errors of one client, into Weir's logs and metrics.
 pub struct Observed {
     /// "source <name>" or "sink <name>", in log lines and the errors label.
     client: String,
-    /// For a consumer: the source name, for the lag gauge.
-    lag_source: Option<String>,
-    metrics: DurabilityMetrics,
+    pub(crate) metrics: DurabilityMetrics,
 }
 
 impl Observed {
-    pub fn new(client: String, lag_source: Option<String>, metrics: DurabilityMetrics) -> Self {
-        Observed { client, lag_source, metrics }
+    pub fn new(client: String, metrics: DurabilityMetrics) -> Self {
+        Observed { client, metrics }
     }
 }
 
@@ -57,21 +54,6 @@ impl ClientContext for Observed {
                 tracing::info!(target: "librdkafka", "{client}: {fac} {message}")
             }
             RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{client}: {fac} {message}"),
-        }
-    }
-
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        let Some(source) = &self.lag_source else { return };
-        for topic in statistics.topics.values() {
-            for (partition, p) in &topic.partitions {
-                // -1 (the internal partition, or a lag not known yet) is skipped.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[source.as_str(), &partition.to_string()])
-                        .set(p.consumer_lag);
-                }
-            }
         }
     }
 

@@ -71,7 +71,7 @@ impl KafkaProducer {
             config.set(k, v);
         }
         let context =
-            Context { observed: Observed::new(client.to_string(), None, metrics.clone()), failed: Mutex::new(None) };
+            Context { observed: Observed::new(client.to_string(), metrics.clone()), failed: Mutex::new(None) };
         let producer: BaseProducer<Context> = config.create_with_context(context)?;
         if transactional_id.is_some() {
             producer.init_transactions(REQUEST_TIMEOUT)?;
