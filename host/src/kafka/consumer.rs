@@ -367,28 +367,46 @@ impl KafkaSource {
         }
     }
 
+    /// Every assigned partition has been read to its end.
+    fn all_at_end(&self) -> bool {
+        let Ok(assigned) = self.consumer.consumer.assignment() else { return false };
+        let count = assigned.count();
+        count > 0 && assigned.elements().iter().all(|e| self.at_end.contains(&e.partition()))
+    }
+
     /// `weir_kafka_consumer_lag`: the end of each partition read from, less
-    /// the next offset to read, once a second. (librdkafka's statistics do
-    /// not reach a consumer polled through rdkafka's event API.)
+    /// the next offset to read, once a second. The end is the high
+    /// watermark librdkafka cached from its last fetch response: no request,
+    /// so the source never waits for it. (librdkafka's statistics do not
+    /// reach a consumer polled through rdkafka's event API, and a watermark
+    /// query waits behind the partition's long-polling fetch.)
     fn measure_lag(&mut self) {
         if self.lag_measured.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.lag_measured = Instant::now();
         let c = &self.consumer;
+        let Ok(topic) = std::ffi::CString::new(c.topic.as_str()) else { return };
         let gauge = &c.consumer.context().observed.metrics.consumer_lag;
         for (p, next) in &self.positions {
-            if let Ok((_, high)) = c.consumer.fetch_watermarks(&c.topic, *p, Duration::from_millis(500)) {
+            let (mut low, mut high) = (-1i64, -1i64);
+            // SAFETY: the client pointer is valid while `c.consumer` lives;
+            // `topic` is a NUL-terminated string that outlives the call; the
+            // out-pointers are to live locals. The call only reads
+            // librdkafka's cached partition state.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    c.consumer.client().native_ptr(),
+                    topic.as_ptr(),
+                    *p,
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if err == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 {
                 gauge.with_label_values(&[c.source.as_str(), &p.to_string()]).set((high - next).max(0));
             }
         }
-    }
-
-    /// Every assigned partition has been read to its end.
-    fn all_at_end(&self) -> bool {
-        let Ok(assigned) = self.consumer.consumer.assignment() else { return false };
-        let count = assigned.count();
-        count > 0 && assigned.elements().iter().all(|e| self.at_end.contains(&e.partition()))
     }
 }
 
