@@ -5,7 +5,17 @@
 use super::broker::{brokers, create_topic, produce};
 use super::{expected, outputs, spawn, unique, vitals};
 use crate::harness::{plugin, scratch, toml_path};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// Waits until `log` contains `text` (at most 120 s).
+fn wait_for(log: &Path, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(log).unwrap_or_default().contains(text) {
+        assert!(Instant::now() < deadline, "`{text}` never appeared in {}", log.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
 
 #[test]
 fn two_processes_share_a_group_and_one_taking_over_loses_and_duplicates_nothing() {
@@ -52,8 +62,10 @@ interval = "200ms"
     };
     let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
     let mut a = spawn(&pipeline("a"), &log_a, &["--instance", "a"]);
+    wait_for(&log_a, "partitions assigned");
 
-    // Events arrive for 8 s; B joins after 2 s, A is killed after 5 s.
+    // Events arrive for 8 s. B joins once A holds every partition, so A
+    // must hand some over; A is killed once B holds some.
     let events = vitals(0, 16_000);
     let feed = {
         let (name, events) = (name.clone(), events.clone());
@@ -64,9 +76,8 @@ interval = "200ms"
             }
         })
     };
-    std::thread::sleep(Duration::from_secs(2));
     let mut b = spawn(&pipeline("b"), &log_b, &["--instance", "b"]);
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for(&log_b, "partitions assigned");
     a.kill().unwrap();
     a.wait().unwrap();
     feed.join().unwrap();
