@@ -68,12 +68,11 @@ impl Checkpoint {
     /// Reads a file's bytes, checking magic, length and checksum.
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
         use sha2::Digest;
-        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-            return Err(if bytes.len() >= 8 && &bytes[..8] != MAGIC {
-                Corrupt::Magic
-            } else {
-                Corrupt::Truncated { have: bytes.len(), want: HEADER }
-            });
+        if bytes.len() >= 8 && &bytes[..8] != MAGIC {
+            return Err(Corrupt::Magic);
+        }
+        if bytes.len() < HEADER {
+            return Err(Corrupt::Truncated { have: bytes.len(), want: HEADER });
         }
         let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
         let body = &bytes[HEADER..];

@@ -145,7 +145,6 @@ impl ConsumerContext for Context {
 pub struct KafkaConsumer {
     pub source: String,
     pub topic: String,
-    pub group: String,
     consumer: BaseConsumer<Context>,
 }
 
@@ -188,12 +187,7 @@ impl KafkaConsumer {
             gate,
         };
         let consumer = config.create_with_context(context)?;
-        Ok(Arc::new(KafkaConsumer {
-            source: source.to_string(),
-            topic: spec.topic.clone(),
-            group: spec.group.clone(),
-            consumer,
-        }))
+        Ok(Arc::new(KafkaConsumer { source: source.to_string(), topic: spec.topic.clone(), consumer }))
     }
 
     /// The topic's partitions.

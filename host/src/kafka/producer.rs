@@ -42,13 +42,12 @@ impl ProducerContext for Context {
 /// A producer, transactional or idempotent.
 pub struct KafkaProducer {
     producer: BaseProducer<Context>,
-    pub transactional: bool,
     metrics: crate::metrics::DurabilityMetrics,
 }
 
 impl std::fmt::Debug for KafkaProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaProducer").field("transactional", &self.transactional).finish()
+        f.debug_struct("KafkaProducer").finish_non_exhaustive()
     }
 }
 
@@ -77,7 +76,7 @@ impl KafkaProducer {
             producer.init_transactions(REQUEST_TIMEOUT)?;
             producer.begin_transaction()?;
         }
-        Ok(Arc::new(KafkaProducer { producer, transactional: transactional_id.is_some(), metrics }))
+        Ok(Arc::new(KafkaProducer { producer, metrics }))
     }
 
     /// Queues one message, waiting while librdkafka's queue is full. The

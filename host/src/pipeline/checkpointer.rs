@@ -15,9 +15,10 @@ use super::worker::SinkSlot;
 use crate::checkpoint::{Checkpoint, CheckpointStore, Position};
 use crate::kafka::{KafkaConsumer, KafkaProducer};
 use crate::metrics::DurabilityMetrics;
+use crate::sources::now_ms;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub struct Checkpointer {
     pub(super) store: CheckpointStore,
@@ -163,8 +164,4 @@ impl Checkpointer {
         }
         Ok(out)
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -21,7 +21,9 @@ pub struct Durable {
     consumers: Vec<(usize, Arc<KafkaConsumer>)>,
     store: Option<CheckpointStore>,
     restored: Option<Checkpoint>,
+    /// The transactional producer every Kafka sink shares, under exactly-once.
     producer: Option<Arc<KafkaProducer>>,
+    exactly_once: bool,
     from: StartFrom,
     started: Instant,
     /// Where a Kafka rebalance waits for the worker's checkpoint.
@@ -44,7 +46,10 @@ impl Durable {
             }
         }
         let exactly_once = spec.checkpoint.as_ref().is_some_and(|c| c.exactly_once);
-        let transactional = exactly_once && spec.sinks.iter().any(|s| matches!(s.kind, SinkSpecKind::Kafka(_)));
+        let first_kafka_sink = spec.sinks.iter().find_map(|s| match &s.kind {
+            SinkSpecKind::Kafka(k) => Some((s, k)),
+            _ => None,
+        });
         let mut store = match &spec.checkpoint {
             Some(c) => Some(
                 CheckpointStore::open(&c.dir, c.keep)
@@ -55,9 +60,8 @@ impl Durable {
         // The transactional producer first: starting it fences a killed
         // run's producer and aborts its open transaction, whose pending
         // offset commits would otherwise hide the group's committed offsets.
-        let producer = match spec.sinks.iter().find(|s| matches!(s.kind, SinkSpecKind::Kafka(_))) {
-            Some(s) if transactional => {
-                let SinkSpecKind::Kafka(k) = &s.kind else { unreachable!("matched above") };
+        let producer = match first_kafka_sink {
+            Some((s, k)) if exactly_once => {
                 let id = format!("weir-{}-{instance}", spec.name);
                 Some(
                     KafkaProducer::open(&format!("sink {}", s.name), k, Some(&id), durability.clone()).with_context(
@@ -69,11 +73,11 @@ impl Durable {
         };
         let all: Vec<_> = consumers.iter().map(|(_, c)| c.clone()).collect();
         let restored = match &mut store {
-            Some(st) => restore::choose(st, &spec.name, &all, transactional, from, &durability)
+            Some(st) => restore::choose(st, &spec.name, &all, producer.is_some(), from, &durability)
                 .context("cannot restore a checkpoint")?,
             None => None,
         };
-        Ok(Durable { consumers, store, restored, producer, from, started, gate })
+        Ok(Durable { consumers, store, restored, producer, exactly_once, from, started, gate })
     }
 
     /// Puts each step's state back from the restored checkpoint.
@@ -125,12 +129,11 @@ impl Durable {
                 StartFrom::Replay(start) => start,
                 StartFrom::Checkpoint => k.start,
             };
-            let exactly_once = spec.checkpoint.as_ref().is_some_and(|c| c.exactly_once);
             consumer
                 .plan_starts(
                     committed_positions(position, &k.topic),
                     self.from == StartFrom::Checkpoint,
-                    exactly_once,
+                    self.exactly_once,
                     start,
                 )
                 .with_context(|| format!("topic `{}` on {}", k.topic, k.brokers))?;
@@ -167,7 +170,7 @@ impl Durable {
                         .collect()
                 })
                 .unwrap_or_default(),
-            producer: self.producer.filter(|p| p.transactional),
+            producer: self.producer,
             consumers: self.consumers.into_iter().map(|(_, c)| c).collect(),
             metrics: metrics.durability(),
             recovering_since: self.restored.is_some().then_some(self.started),

@@ -108,7 +108,7 @@ impl HttpIngest {
                 return Ingested::Malformed(message);
             }
         };
-        let now = now_ms();
+        let now = super::now_ms();
         let mut valid = Batch::with_capacity(events.len(), body.len());
         let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
         for (i, e) in events.iter().enumerate() {
@@ -168,10 +168,6 @@ impl HttpIngest {
     fn close(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The pipeline side: batches of accepted events.
