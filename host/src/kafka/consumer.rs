@@ -404,11 +404,29 @@ impl KafkaSource {
     }
 }
 
+/// Removes from `batch` the events whose partition is in `revoked`;
+/// `partitions` holds each event's partition and is kept in step.
+fn drop_partitions(batch: &mut Batch, partitions: &mut Vec<i32>, revoked: &[i32]) {
+    if !partitions.iter().any(|p| revoked.contains(p)) {
+        return;
+    }
+    let old = std::mem::take(batch);
+    for ((payload, timestamp, origin), p) in old.iter().zip(partitions.iter()) {
+        if !revoked.contains(p) {
+            batch.push(payload, timestamp, origin);
+        }
+    }
+    partitions.retain(|p| !revoked.contains(p));
+}
+
 impl Source for KafkaSource {
     fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
         self.measure_lag();
         let ingest_time = crate::sources::now_ms();
         let deadline = Instant::now() + linger;
+        debug_assert!(batch.is_empty(), "a Kafka source fills empty batches");
+        // The partition of each event of the batch, for a revocation.
+        let mut partitions = Vec::new();
         let mut added = 0;
         while added < max {
             let wait = if added == 0 {
@@ -417,9 +435,18 @@ impl Source for KafkaSource {
                 deadline.saturating_duration_since(Instant::now())
             };
             let polled = self.consumer.consumer.poll(wait);
-            for p in self.consumer.consumer.context().revoked.lock().expect("revoked lock").drain(..) {
-                self.positions.remove(&p);
-                self.at_end.remove(&p);
+            let revoked: Vec<i32> =
+                self.consumer.consumer.context().revoked.lock().expect("revoked lock").drain(..).collect();
+            if !revoked.is_empty() {
+                for p in &revoked {
+                    self.positions.remove(p);
+                    self.at_end.remove(p);
+                }
+                // Events of revoked partitions read into this batch were not
+                // in the checkpoint that committed their offsets: their new
+                // owner reads them again, so they are dropped here.
+                drop_partitions(batch, &mut partitions, &revoked);
+                added = batch.len();
             }
             match polled {
                 None => break,
@@ -437,6 +464,7 @@ impl Source for KafkaSource {
                     batch.payloads.extend_from_slice(payload);
                     let origin = Origin { source: self.index, line: 0, offset: m.offset() as u64 };
                     batch.commit(ingest_time, origin);
+                    partitions.push(m.partition());
                     self.positions.insert(m.partition(), m.offset() + 1);
                     self.at_end.remove(&m.partition());
                     added += 1;
@@ -459,5 +487,27 @@ impl Source for KafkaSource {
 
     fn position(&self) -> Option<Position> {
         Some(Position::Kafka { topic: self.consumer.topic.clone(), offsets: self.positions.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_drops_only_the_revoked_partitions_events() {
+        let mut batch = Batch::default();
+        let mut partitions = Vec::new();
+        for (i, p) in [0, 1, 2, 1, 0].into_iter().enumerate() {
+            batch.push(format!("{{\"i\":{i}}}").as_bytes(), i as i64, Origin { source: 0, line: 0, offset: i as u64 });
+            partitions.push(p);
+        }
+        drop_partitions(&mut batch, &mut partitions, &[1]);
+        let kept: Vec<_> = batch.iter().map(|(payload, t, o)| (payload.to_vec(), t, o.offset)).collect();
+        assert_eq!(
+            kept,
+            vec![(b"{\"i\":0}".to_vec(), 0, 0), (b"{\"i\":2}".to_vec(), 2, 2), (b"{\"i\":4}".to_vec(), 4, 4)]
+        );
+        assert_eq!(partitions, vec![0, 2, 0]);
     }
 }
