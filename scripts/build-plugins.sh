@@ -18,12 +18,12 @@ for app in plugins/*/app.py; do
     dir=$(dirname "$app")
     name=$(basename "$dir" | tr - _)
     out=plugins/target/python/$name.wasm
-    digest=$(cat "$dir"/*.py plugins/sdk/python/*.py wit/*.wit plugins/sdk/python/requirements.txt | sha256sum | cut -d' ' -f1)
+    digest=$(cat "$dir"/*.py plugins/sdk/python/*.py wit/*/*.wit plugins/sdk/python/requirements.txt | sha256sum | cut -d' ' -f1)
     if [ -f "$out" ] && [ "$(cat "$out.sha256" 2>/dev/null)" = "$digest" ]; then
         continue
     fi
     [ -x "$componentize" ] || { say "componentize-py missing: run scripts/setup.sh"; exit 1; }
     say "Python plugin $dir"
-    "$componentize" -d wit -w processor componentize app -p "$dir" -p plugins/sdk/python -o "$out" >/dev/null
+    "$componentize" -d "wit/weir-plugin@0.1.2" -w processor componentize app -p "$dir" -p plugins/sdk/python -o "$out" >/dev/null
     echo "$digest" > "$out.sha256"
 done

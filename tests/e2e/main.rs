@@ -7,6 +7,7 @@ mod checkpoints;
 mod config_errors;
 mod dead_letters;
 mod drug_interactions;
+mod golden;
 mod hot_swap;
 mod http_ingest;
 mod kafka;

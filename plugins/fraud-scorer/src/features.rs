@@ -30,9 +30,11 @@ pub struct Transaction<'a> {
     pub country: &'a str,
 }
 
-/// Each card's recent transactions, kept in the instance's memory (so they
-/// start empty after a restart; the keyed-state API of weir:plugin 0.2 will
-/// make them durable).
+/// Each card's recent transactions. The host keeps them (keyed state, under
+/// the name `card:<id>`), so they survive a restart, a failed call and a
+/// hot swap; the instance keeps a cache of them, which is dropped whenever
+/// the instance is (after a failure, at a swap), so it never runs ahead of
+/// the host's copy.
 #[derive(Default)]
 pub struct Velocity {
     cards: HashMap<String, Card>,
@@ -55,13 +57,24 @@ impl Velocity {
     /// amount, merchant risk, country risk, and over the card's earlier
     /// transactions with time in (t − 1 h, t]: their count, their amount
     /// (summed in whole cents), and seconds since the latest at or before t.
-    pub fn features(&mut self, tables: &RiskTables, tx: &Transaction<'_>, t: i64) -> [f32; COUNT] {
+    pub fn features(
+        &mut self,
+        tables: &RiskTables,
+        tx: &Transaction<'_>,
+        t: i64,
+        event: &weir_plugin_sdk::Event<'_>,
+    ) -> [f32; COUNT] {
+        let name = format!("card:{}", tx.card_id);
         let card = match self.cards.get_mut(tx.card_id) {
             Some(c) => c,
-            None => self.cards.entry(tx.card_id.to_string()).or_default(),
+            None => {
+                let kept = weir_plugin_sdk::state::get(event, &name).and_then(|b| Card::decode(&b));
+                self.cards.entry(tx.card_id.to_string()).or_insert(kept.unwrap_or_default())
+            }
         };
         let cents = (tx.amount * 100.0).round() as i64;
         let (count, sum, latest) = card.add(t, cents);
+        weir_plugin_sdk::state::put(event, &name, &card.encode());
         let since = latest.map_or(NO_PREVIOUS_S, |l| ((t - l) as f64 / 1000.0).min(NO_PREVIOUS_S));
         [
             tx.amount as f32,
@@ -75,6 +88,28 @@ impl Velocity {
 }
 
 impl Card {
+    /// `lo` and `cents` (8 bytes each), then (time, cents) per entry.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 16 * self.entries.len());
+        out.extend_from_slice(&(self.lo as u64).to_le_bytes());
+        out.extend_from_slice(&self.cents.to_le_bytes());
+        for (t, c) in &self.entries {
+            out.extend_from_slice(&t.to_le_bytes());
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Card> {
+        if bytes.len() < 16 || bytes.len() % 16 != 0 {
+            return None;
+        }
+        let word = |i: usize| i64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let entries: VecDeque<(i64, i64)> = (1..bytes.len() / 16).map(|k| (word(2 * k), word(2 * k + 1))).collect();
+        let lo = word(0) as usize;
+        (lo <= entries.len()).then_some(Card { entries, lo, cents: word(1) })
+    }
+
     /// (count, cents, latest time) of the entries in (t − 1 h, t], then adds (t, cents).
     fn add(&mut self, t: i64, cents: i64) -> (usize, i64, Option<i64>) {
         let e = &mut self.entries;

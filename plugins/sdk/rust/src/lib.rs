@@ -39,7 +39,7 @@ pub use outcomes::Outcomes;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../../wit",
+        path: "../../../wit/weir-plugin@0.1.2",
         world: "processor",
         pub_export_macro: true,
         export_macro_name: "__export_processor_world",

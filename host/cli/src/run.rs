@@ -1,0 +1,73 @@
+//! `weir run`.
+
+use super::progress::{Progress, print_summary};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use weir_runtime::StartFrom;
+use weir_runtime::pipeline::{RunOptions, prepare};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// Address for /healthz, /readyz and /metrics; overrides `[server] listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Folder for precompiled plugins [default: $WEIR_CACHE_DIR, $XDG_CACHE_HOME/weir or ~/.cache/weir].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile plugins every time instead of using the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Where to start: "checkpoint" (the last one; the default), or a replay
+    /// from "earliest", "latest" or an RFC 3339 time: checkpoints are set
+    /// aside, state starts empty and Kafka sources start there.
+    #[arg(long, default_value = "checkpoint")]
+    pub from: String,
+    /// This process's name among the processes running the pipeline (its
+    /// Kafka transactional id and group instance id); keep it across restarts.
+    #[arg(long, env = "WEIR_INSTANCE", default_value = "0")]
+    pub instance: String,
+}
+
+pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let spec = weir_config::load(&args.pipeline)?;
+    let cache_dir = if args.no_cache { None } else { args.cache_dir.or_else(weir_plugin_host::default_cache_dir) };
+    let name = spec.name.clone();
+    let from = match args.from.as_str() {
+        "checkpoint" => StartFrom::Checkpoint,
+        other => StartFrom::Replay(other.parse().map_err(|e: String| anyhow::anyhow!("--from: {e}"))?),
+    };
+    let prepared = prepare(spec, RunOptions { listen: args.listen, cache_dir, from, instance: args.instance })?;
+    let parts = prepared.server_parts();
+    let server = match &parts.listen {
+        Some(addr) => Some(weir_server::Server::start(addr, parts.clone())?),
+        None => None,
+    };
+    if let Some(s) = &server {
+        tracing::info!("metrics on http://{}/metrics", s.addr);
+    }
+    let running = prepared.start()?;
+    let stop = running.stop_flag();
+    // A first SIGINT/SIGTERM stops the sources and lets in-flight batches
+    // finish; a second one exits at once.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let progress = (!quiet).then(|| Progress::spawn(running.metrics.clone()));
+    let report = running.wait();
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let report = report?;
+    if !quiet {
+        print_summary(&name, &report);
+    }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("stopped by signal after draining in-flight batches");
+    }
+    drop(server);
+    Ok(ExitCode::SUCCESS)
+}

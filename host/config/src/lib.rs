@@ -1,0 +1,104 @@
+//! weir-config: the pipeline file — TOML, every table `deny_unknown_fields`.
+//! It may depend only on `weir-core`.
+//!
+//! Loading is two stages, as in Vector: [`load`] parses the file alone (syntax,
+//! unknown keys, types), then [`validate`](validate::validate) checks it in
+//! context (files exist, names are unique, sinks name real outputs). The keys
+//! of a source's or sink's kind are not known here: [`Options`] hands them to
+//! the connector of that kind, which reads them into its own type; queries
+//! are compiled by the query crate. Every error names the file, and the line
+//! and key where it can.
+
+mod load;
+mod options;
+mod server;
+mod types;
+mod validate;
+
+pub use load::{ConfigError, SourceText, load, load_str};
+pub use options::Options;
+pub use server::{Scope, ServerSpec, TokenSpec};
+pub use types::*;
+pub use validate::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn err(text: &str) -> String {
+        load_str(Path::new("p.toml"), text).unwrap_err().to_string()
+    }
+
+    const HEAD: &str = "[pipeline]\nname = \"p\"\n\n";
+
+    #[test]
+    fn the_keys_of_a_kind_are_left_to_its_connector() {
+        let spec = load_str(
+            Path::new("p.toml"),
+            &format!("{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"vitals\"\nrate = 5\n"),
+        )
+        .unwrap();
+        let s = &spec.sources[0];
+        assert_eq!((s.kind.as_str(), s.options.keys.clone()), ("generator", vec!["generate".into(), "rate".into()]));
+        assert_eq!(spec.batch_size, 1024);
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Generator {
+            #[allow(dead_code)]
+            generate: String,
+        }
+        let e = s.options.deserialize::<Generator>().unwrap_err().to_string();
+        assert!(e.starts_with("p.toml: TOML parse error at line 8"), "{e}");
+        assert!(e.contains("unknown field `rate`"), "{e}");
+        assert_eq!(s.options.error("generate", "bad").to_string(), "p.toml:6: sources[0].generate: bad");
+    }
+
+    #[test]
+    fn sinks_must_name_a_real_step() {
+        let e = err(&format!(
+            "{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[sinks]]\nname = \"s\"\nkind = \"stdout\"\nfrom = \"nope.alerts\"\n"
+        ));
+        assert_eq!(e, "p.toml:12: sinks[0].from: no step named `nope` (steps: none)");
+    }
+
+    #[test]
+    fn names_are_unique_across_sources_steps_and_sinks() {
+        let e = err(&format!(
+            "{HEAD}[[sources]]\nname = \"x\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[sinks]]\nname = \"x\"\nkind = \"stdout\"\n"
+        ));
+        assert_eq!(e, "p.toml:10: sinks[0].name: the name `x` is used twice");
+    }
+
+    #[test]
+    fn grants_circuits_and_metadata_are_checked_in_context() {
+        let plugin = "plugins/sdk/rust/Cargo.toml"; // any existing file stands in for a component
+        let step = |extra: &str| {
+            format!(
+                "{HEAD}[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\n\n[[steps]]\nname = \"s\"\nplugin = \"../../{plugin}\"\n{extra}\n"
+            )
+        };
+        let e = err(&step("grants = { read_dir = \"/no/such/folder\" }"));
+        assert_eq!(e, "p.toml:10: steps[0].grants.read_dir: `/no/such/folder` is not a folder");
+        let e = err(&step("circuit = { fallback = \"/no/such.wasm\" }"));
+        assert_eq!(e, "p.toml:12: steps[0].circuit.fallback: plugin file `/no/such.wasm` not found");
+        let e = err(&step("grants = { network = true }"));
+        assert!(e.contains("unknown field `network`"), "{e}");
+    }
+
+    #[test]
+    fn a_pipeline_needs_a_source() {
+        assert_eq!(err(HEAD), "p.toml: sources: a pipeline needs at least one [[sources]] table");
+    }
+
+    #[test]
+    fn durations_and_sizes_are_read_in_human_units() {
+        let spec = load_str(
+            Path::new("p.toml"),
+            "[pipeline]\nname = \"p\"\nbatch_linger = \"20ms\"\n\n[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"orders\"\nmax_out_of_orderness = \"5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(spec.batch_linger, std::time::Duration::from_millis(20));
+        assert_eq!(spec.sources[0].max_out_of_orderness, std::time::Duration::from_secs(5));
+    }
+}

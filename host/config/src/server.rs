@@ -1,0 +1,128 @@
+//! `[server]` checked in context: TLS files, tokens (hashed here; the file
+//! never holds one) and their scopes.
+
+use super::load::{ConfigError, Locator};
+use super::types::ServerSection;
+use std::path::PathBuf;
+
+/// The server's security settings.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSpec {
+    /// (certificate, key) PEM files: serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub allow_plaintext: bool,
+    pub metrics_public: bool,
+    pub audit_log: Option<PathBuf>,
+    pub tokens: Vec<TokenSpec>,
+}
+
+/// A bearer token: its id, the SHA-256 of its value, and its scopes.
+#[derive(Clone)]
+pub struct TokenSpec {
+    pub id: String,
+    pub sha256: [u8; 32],
+    pub scopes: Vec<Scope>,
+}
+
+impl std::fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSpec").field("id", &self.id).field("scopes", &self.scopes).finish_non_exhaustive()
+    }
+}
+
+/// What a token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `POST /api/v1/ingest/<source>`.
+    Ingest,
+    /// `/metrics`, `/readyz`, `GET /api/v1/...`.
+    Read,
+    /// Uploads and rollbacks.
+    Admin,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+pub(super) fn server(s: &ServerSection, at: &Locator) -> Result<ServerSpec, ConfigError> {
+    let tls = match &s.tls {
+        Some(t) => {
+            for (field, path) in [("cert", &t.cert), ("key", &t.key)] {
+                if !path.get_ref().is_file() {
+                    return Err(at.error(
+                        Some(path.span()),
+                        format!("server.tls.{field}"),
+                        format!("file `{}` not found", path.get_ref().display()),
+                    ));
+                }
+            }
+            Some((t.cert.get_ref().clone(), t.key.get_ref().clone()))
+        }
+        None => None,
+    };
+    let mut tokens: Vec<TokenSpec> = Vec::new();
+    for (i, t) in s.tokens.iter().enumerate() {
+        let key = |field: &str| format!("server.tokens[{i}].{field}");
+        if tokens.iter().any(|o| o.id == *t.id.get_ref()) {
+            return Err(at.error(Some(t.id.span()), key("id"), format!("the id `{}` is used twice", t.id.get_ref())));
+        }
+        let sha256 = match (&t.sha256, &t.env) {
+            (Some(h), None) => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(h.get_ref().trim(), &mut out).map_err(|_| {
+                    at.error(Some(h.span()), key("sha256"), "must be 64 hex digits (the token's SHA-256)")
+                })?;
+                out
+            }
+            (None, Some(var)) => {
+                let token = std::env::var(var.get_ref()).map_err(|_| {
+                    at.error(
+                        Some(var.span()),
+                        key("env"),
+                        format!("environment variable `{}` is not set", var.get_ref()),
+                    )
+                })?;
+                if token.len() < 16 {
+                    return Err(at.error(
+                        Some(var.span()),
+                        key("env"),
+                        format!("the token in `{}` is shorter than 16 characters", var.get_ref()),
+                    ));
+                }
+                use sha2::Digest;
+                sha2::Sha256::digest(token.as_bytes()).into()
+            }
+            _ => return Err(at.error(Some(t.id.span()), key("sha256"), "give exactly one of `sha256` and `env`")),
+        };
+        let mut scopes = Vec::new();
+        for scope in &t.scopes {
+            scopes.push(match scope.get_ref().as_str() {
+                "ingest" => Scope::Ingest,
+                "read" => Scope::Read,
+                "admin" => Scope::Admin,
+                other => {
+                    return Err(at.error(
+                        Some(scope.span()),
+                        key("scopes"),
+                        format!("unknown scope `{other}` (scopes: ingest, read, admin)"),
+                    ));
+                }
+            });
+        }
+        tokens.push(TokenSpec { id: t.id.get_ref().clone(), sha256, scopes });
+    }
+    Ok(ServerSpec {
+        tls,
+        allow_plaintext: s.allow_plaintext,
+        metrics_public: s.metrics_public,
+        audit_log: s.audit_log.clone(),
+        tokens,
+    })
+}

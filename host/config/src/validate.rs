@@ -1,0 +1,432 @@
+//! Second stage of loading: the parsed file checked in context and turned
+//! into a [`PipelineSpec`]. What belongs to a connector (its kind's keys) or
+//! to the query language (a query's text) is checked by those, when the
+//! runtime builds the pipeline; [`PipelineSpec::text`] lets them name the
+//! line too.
+
+use super::load::{ConfigError, Locator, SourceText};
+use super::options::Options;
+use super::server::ServerSpec;
+use super::types::*;
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A validated pipeline.
+#[derive(Debug)]
+pub struct PipelineSpec {
+    pub name: String,
+    pub batch_size: usize,
+    pub batch_linger: Duration,
+    pub listen: Option<String>,
+    pub sources: Vec<SourceSpec>,
+    pub steps: Vec<StepSpec>,
+    pub sinks: Vec<SinkSpec>,
+    pub dead_letter: Option<PathBuf>,
+    /// `[dead_letter] redact`: fields masked in dead-letter records.
+    pub redact: Vec<String>,
+    /// `[server]` settings besides `listen`.
+    pub server: ServerSpec,
+    /// `[onnx] library`, if given.
+    pub onnx_library: Option<PathBuf>,
+    pub models: Vec<ModelSpec>,
+    /// `[deploy] watch`: the folder watched for new plugin versions.
+    pub deploy_watch: Option<PathBuf>,
+    /// `[deploy] probation_batches`.
+    pub probation_batches: u32,
+    /// `[checkpoint]`, if the pipeline checkpoints.
+    pub checkpoint: Option<CheckpointSpec>,
+    /// The file, for errors of later stages.
+    pub text: Arc<SourceText>,
+}
+
+/// A model as the pipeline file declares it.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub name: String,
+    pub path: PathBuf,
+    /// Threads ONNX Runtime may use inside one call.
+    pub threads: usize,
+    /// How often the file is checked for a new version; `None`: never.
+    pub reload_check: Option<Duration>,
+}
+
+/// `[checkpoint]`, checked.
+#[derive(Debug, Clone)]
+pub struct CheckpointSpec {
+    pub dir: PathBuf,
+    pub interval: Duration,
+    pub keep: usize,
+    pub exactly_once: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    /// The connector's kind, e.g. "file".
+    pub kind: String,
+    pub timestamp_field: Option<String>,
+    pub key_field: Option<String>,
+    pub max_out_of_orderness: Duration,
+    /// The JSON Schema every event must satisfy.
+    pub schema: Option<std::sync::Arc<weir_core::event::Schema>>,
+    /// The kind's own keys, for its connector.
+    pub options: Options,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    pub name: String,
+    pub kind: StepSpecKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepSpecKind {
+    Plugin(PluginSpec),
+    Query(QuerySpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub plugin: PathBuf,
+    pub config: String,
+    pub limits: Limits,
+    /// Models the plugin may call.
+    pub models: Vec<String>,
+    pub grants: Grants,
+    pub circuit: CircuitSpec,
+}
+
+/// The circuit breaker of a plugin step.
+#[derive(Debug, Clone)]
+pub struct CircuitSpec {
+    /// 0: never opens.
+    pub failures: u32,
+    pub cool_down: Duration,
+    /// The fallback plugin and its config.
+    pub fallback: Option<(PathBuf, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    pub sql: String,
+    /// Where the query is in the file, for its errors.
+    pub span: Option<Range<usize>>,
+    pub allowed_lateness: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    pub name: String,
+    /// The connector's kind, e.g. "file".
+    pub kind: String,
+    pub from: Route,
+    /// The kind's own keys, for its connector.
+    pub options: Options,
+}
+
+/// Where a sink takes its events from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Events straight from the sources (pipelines without steps).
+    Sources,
+    /// An output of a step ("out" is the main one).
+    Step { step: usize, output: String },
+}
+
+pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<PipelineSpec, ConfigError> {
+    let p = &file.pipeline;
+    if p.batch_size == 0 || p.batch_size > 1 << 20 {
+        return Err(at.error(None, "pipeline.batch_size", "must be between 1 and 1048576"));
+    }
+    if file.sources.is_empty() {
+        return Err(at.error(None, "sources", "a pipeline needs at least one [[sources]] table"));
+    }
+    let mut names = HashSet::new();
+    let mut unique = |name: &toml::Spanned<String>, key: &str| {
+        if name.get_ref().is_empty() || name.get_ref().contains('.') {
+            return Err(at.error(Some(name.span()), key, "names must be non-empty and contain no '.'"));
+        }
+        if !names.insert(name.get_ref().clone()) {
+            return Err(at.error(Some(name.span()), key, format!("the name `{}` is used twice", name.get_ref())));
+        }
+        Ok(())
+    };
+    for (i, s) in file.sources.iter().enumerate() {
+        unique(&s.name, &format!("sources[{i}].name"))?;
+    }
+    for (i, s) in file.steps.iter().enumerate() {
+        unique(&s.name, &format!("steps[{i}].name"))?;
+    }
+    for (i, s) in file.sinks.iter().enumerate() {
+        unique(&s.name, &format!("sinks[{i}].name"))?;
+    }
+    let models = models(&file.models, at)?;
+    let sources: Vec<SourceSpec> =
+        file.sources.iter().enumerate().map(|(i, s)| source(i, s, at)).collect::<Result<_, _>>()?;
+    let mut steps: Vec<StepSpec> = Vec::new();
+    for (i, s) in file.steps.iter().enumerate() {
+        steps.push(step(i, s, &models, at)?);
+    }
+    let sinks: Vec<SinkSpec> =
+        file.sinks.iter().enumerate().map(|(i, s)| sink(i, s, &steps, at)).collect::<Result<_, _>>()?;
+    let checkpoint = checkpoint(&file.checkpoint, at)?;
+    Ok(PipelineSpec {
+        name: p.name.clone(),
+        batch_size: p.batch_size,
+        batch_linger: p.batch_linger,
+        listen: file.server.as_ref().map(|s| s.listen.clone()),
+        sources,
+        steps,
+        sinks,
+        redact: file.dead_letter.as_ref().map(|d| d.redact.clone()).unwrap_or_default(),
+        dead_letter: file.dead_letter.and_then(|d| d.path),
+        server: file.server.as_ref().map(|s| super::server::server(s, at)).transpose()?.unwrap_or_default(),
+        onnx_library: file.onnx.and_then(|o| o.library),
+        models,
+        deploy_watch: deploy_watch(&file.deploy, at)?,
+        probation_batches: file.deploy.as_ref().and_then(|d| d.probation_batches).unwrap_or(16),
+        checkpoint,
+        text: at.clone(),
+    })
+}
+
+fn checkpoint(c: &Option<CheckpointSection>, at: &Locator) -> Result<Option<CheckpointSpec>, ConfigError> {
+    let Some(c) = c else { return Ok(None) };
+    let interval = c.interval.unwrap_or(Duration::from_secs(1));
+    if interval.is_zero() {
+        return Err(at.error(None, "checkpoint.interval", "must be more than zero"));
+    }
+    let keep = c.keep.unwrap_or(3);
+    if keep < 2 {
+        return Err(at.error(
+            None,
+            "checkpoint.keep",
+            "must be at least 2 (a corrupt checkpoint falls back to the one before)",
+        ));
+    }
+    Ok(Some(CheckpointSpec { dir: c.dir.clone(), interval, keep, exactly_once: c.exactly_once.unwrap_or(true) }))
+}
+
+fn deploy_watch(deploy: &Option<DeploySection>, at: &Locator) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(watch) = deploy.as_ref().and_then(|d| d.watch.as_ref()) else { return Ok(None) };
+    if !watch.get_ref().is_dir() {
+        return Err(at.error(
+            Some(watch.span()),
+            "deploy.watch",
+            format!("`{}` is not a folder", watch.get_ref().display()),
+        ));
+    }
+    Ok(Some(watch.get_ref().clone()))
+}
+
+fn models(
+    models: &std::collections::BTreeMap<String, ModelConfig>,
+    at: &Locator,
+) -> Result<Vec<ModelSpec>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, m) in models {
+        let key = |field: &str| format!("models.{name}.{field}");
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(at.error(
+                Some(m.path.span()),
+                format!("models.{name}"),
+                "model names use letters, digits, '_' and '-'",
+            ));
+        }
+        if !m.path.get_ref().is_file() {
+            return Err(at.error(
+                Some(m.path.span()),
+                key("path"),
+                format!("model file `{}` not found", m.path.get_ref().display()),
+            ));
+        }
+        let threads = m.threads.unwrap_or(1);
+        if !(1..=256).contains(&threads) {
+            return Err(at.error(Some(m.path.span()), key("threads"), "must be between 1 and 256"));
+        }
+        let reload_check = m.reload_check.unwrap_or(Duration::from_secs(1));
+        out.push(ModelSpec {
+            name: name.clone(),
+            path: m.path.get_ref().clone(),
+            threads,
+            reload_check: (!reload_check.is_zero()).then_some(reload_check),
+        });
+    }
+    Ok(out)
+}
+
+fn source(i: usize, s: &SourceConfig, at: &Arc<SourceText>) -> Result<SourceSpec, ConfigError> {
+    let key = |field: &str| format!("sources[{i}].{field}");
+    let schema = match &s.schema {
+        Some(path) => Some(std::sync::Arc::new(
+            weir_core::event::Schema::load(path.get_ref())
+                .map_err(|e| at.error(Some(path.span()), key("schema"), e))?,
+        )),
+        None => None,
+    };
+    let keys = s.options.keys().cloned().collect();
+    Ok(SourceSpec {
+        name: s.name.get_ref().clone(),
+        kind: s.kind.get_ref().clone(),
+        timestamp_field: s.timestamp_field.clone(),
+        key_field: s.key_field.clone(),
+        max_out_of_orderness: s.max_out_of_orderness.unwrap_or_default(),
+        schema,
+        options: Options::new(at, "sources", i, SOURCE_KEYS, &s.kind, keys),
+    })
+}
+
+fn step(i: usize, s: &StepConfig, models: &[ModelSpec], at: &Locator) -> Result<StepSpec, ConfigError> {
+    let key = |field: &str| format!("steps[{i}].{field}");
+    let name = s.name.get_ref().clone();
+    let kind = match (&s.plugin, &s.query) {
+        (Some(_), Some(q)) => {
+            return Err(at.error(Some(q.span()), key("query"), "a step runs a `plugin` or a `query`, not both"));
+        }
+        (None, None) => {
+            return Err(at.error(Some(s.name.span()), key("plugin"), "a step needs a `plugin` or a `query`"));
+        }
+        (Some(plugin), None) => {
+            if s.allowed_lateness.is_some() {
+                return Err(at.error(Some(plugin.span()), key("allowed_lateness"), "applies only to query steps"));
+            }
+            StepSpecKind::Plugin(plugin_step(i, s, plugin, models, at)?)
+        }
+        (None, Some(query)) => {
+            for (field, present) in [
+                ("config", s.config.is_some()),
+                ("config_file", s.config_file.is_some()),
+                ("limits", s.limits.is_some()),
+                ("models", s.models.is_some()),
+                ("grants", s.grants.is_some()),
+                ("circuit", s.circuit.is_some()),
+            ] {
+                if present {
+                    return Err(at.error(Some(query.span()), key(field), "applies only to plugin steps"));
+                }
+            }
+            StepSpecKind::Query(QuerySpec {
+                sql: query.get_ref().clone(),
+                span: Some(query.span()),
+                allowed_lateness: s.allowed_lateness.unwrap_or_default(),
+            })
+        }
+    };
+    Ok(StepSpec { name, kind })
+}
+
+fn plugin_step(
+    i: usize,
+    s: &StepConfig,
+    plugin: &toml::Spanned<PathBuf>,
+    models: &[ModelSpec],
+    at: &Locator,
+) -> Result<PluginSpec, ConfigError> {
+    let key = |field: &str| format!("steps[{i}].{field}");
+    if !plugin.get_ref().is_file() {
+        return Err(at.error(
+            Some(plugin.span()),
+            key("plugin"),
+            format!("plugin file `{}` not found", plugin.get_ref().display()),
+        ));
+    }
+    let config = match (&s.config, &s.config_file) {
+        (Some(_), Some(f)) => {
+            return Err(at.error(Some(f.span()), key("config_file"), "give `config` or `config_file`, not both"));
+        }
+        (Some(c), None) => c.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f.get_ref()).map_err(|e| {
+            at.error(Some(f.span()), key("config_file"), format!("cannot read `{}`: {e}", f.get_ref().display()))
+        })?,
+        (None, None) => String::new(),
+    };
+    let limits = s.limits.clone().unwrap_or_default();
+    if limits.deadline.is_zero() {
+        return Err(at.error(Some(s.name.span()), key("limits.deadline"), "must be more than zero"));
+    }
+    if limits.memory.as_u64() < 1 << 20 {
+        return Err(at.error(Some(s.name.span()), key("limits.memory"), "must be at least 1MiB"));
+    }
+    if limits.max_outputs_per_event == 0 {
+        return Err(at.error(Some(s.name.span()), key("limits.max_outputs_per_event"), "must be at least 1"));
+    }
+    let grants = s.grants.clone().unwrap_or_default();
+    if let Some(dir) = &grants.read_dir
+        && !dir.is_dir()
+    {
+        return Err(at.error(
+            Some(s.name.span()),
+            key("grants.read_dir"),
+            format!("`{}` is not a folder", dir.display()),
+        ));
+    }
+    let c = s.circuit.clone().unwrap_or_default();
+    if c.failures > 0 && c.cool_down.is_zero() {
+        return Err(at.error(Some(s.name.span()), key("circuit.cool_down"), "must be more than zero"));
+    }
+    let fallback = match &c.fallback {
+        Some(f) if !f.get_ref().is_file() => {
+            return Err(at.error(
+                Some(f.span()),
+                key("circuit.fallback"),
+                format!("plugin file `{}` not found", f.get_ref().display()),
+            ));
+        }
+        Some(f) => Some((f.get_ref().clone(), c.fallback_config.clone().unwrap_or_default())),
+        None if c.fallback_config.is_some() => {
+            return Err(at.error(
+                Some(s.name.span()),
+                key("circuit.fallback_config"),
+                "applies only with `circuit.fallback`",
+            ));
+        }
+        None => None,
+    };
+    let circuit = CircuitSpec { failures: c.failures, cool_down: c.cool_down, fallback };
+    let granted = s.models.as_ref().map(|m| m.get_ref().clone()).unwrap_or_default();
+    for name in &granted {
+        if !models.iter().any(|m| &m.name == name) {
+            let known: Vec<_> = models.iter().map(|m| m.name.as_str()).collect();
+            let span = s.models.as_ref().map(|m| m.span());
+            return Err(at.error(
+                span,
+                key("models"),
+                format!(
+                    "no model named `{name}` (models: {})",
+                    if known.is_empty() { "none; declare it as [models.<name>]".into() } else { known.join(", ") }
+                ),
+            ));
+        }
+    }
+    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits, models: granted, grants, circuit })
+}
+
+fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Arc<SourceText>) -> Result<SinkSpec, ConfigError> {
+    let key = |field: &str| format!("sinks[{i}].{field}");
+    let from = match &s.from {
+        None if steps.is_empty() => Route::Sources,
+        None => Route::Step { step: steps.len() - 1, output: "out".into() },
+        Some(from) => {
+            let (step_name, output) = from.get_ref().split_once('.').unwrap_or((from.get_ref(), "out"));
+            let step = steps.iter().position(|s| s.name == step_name).ok_or_else(|| {
+                let known: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
+                at.error(
+                    Some(from.span()),
+                    key("from"),
+                    format!(
+                        "no step named `{step_name}` (steps: {})",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ),
+                )
+            })?;
+            Route::Step { step, output: output.to_string() }
+        }
+    };
+    let keys = s.options.keys().cloned().collect();
+    let options = Options::new(at, "sinks", i, SINK_KEYS, &s.kind, keys);
+    Ok(SinkSpec { name: s.name.get_ref().clone(), kind: s.kind.get_ref().clone(), from, options })
+}

@@ -1,0 +1,193 @@
+//! `kind = "kafka"`: Kafka in and out, through librdkafka (rdkafka): a
+//! consumer-group source whose offsets are never auto-committed, and a
+//! producer that is transactional under exactly-once and idempotent
+//! otherwise. Everything Kafka-specific in Weir lives in this folder:
+//! options ([`config`]), source ([`source`]), sink ([`sink`]), metrics
+//! ([`metrics`]) and the part Kafka plays in checkpoints
+//! ([`coordinator`]).
+
+pub mod config;
+pub mod coordinator;
+pub mod metrics;
+pub mod sink;
+pub mod source;
+
+pub use config::{KafkaSinkSpec, KafkaSourceSpec, KafkaStart};
+pub use coordinator::KafkaCoordinator;
+pub use metrics::KafkaMetrics;
+pub use sink::{KafkaProducer, KafkaSink};
+pub use source::{KafkaConsumer, KafkaSource, committed_positions};
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_config::{ConfigError, PipelineSpec, SinkSpec};
+use weir_core::metrics::Metrics;
+use weir_core::position::StartFrom;
+use weir_core::source::{Opened, Source};
+
+/// How long a metadata, offset or transaction request may take before the
+/// pipeline gives up on it (librdkafka retries within it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client's settings: Weir's own, then the pass-through properties.
+fn client_config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Logging and errors of one client, into Weir's logs and metrics.
+pub struct Observed {
+    /// "source <name>" or "sink <name>", in log lines and the errors label.
+    client: String,
+    pub(crate) metrics: KafkaMetrics,
+}
+
+impl Observed {
+    pub fn new(client: String, metrics: KafkaMetrics) -> Self {
+        Observed { client, metrics }
+    }
+}
+
+impl ClientContext for Observed {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let client = &self.client;
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{client}: {fac} {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{client}: {fac} {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{client}: {fac} {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{client}: {fac} {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            return; // the end of a partition is news, not an error
+        }
+        self.metrics.errors.with_label_values(&[self.client.as_str()]).inc();
+        tracing::warn!(client = %self.client, "kafka: {error}: {reason} (retrying)");
+    }
+}
+
+const KINDS: &[&str] = &["kafka"];
+
+/// The connector.
+pub struct Kafka;
+
+impl crate::Connector for Kafka {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn source_kinds(&self) -> &'static [&'static str] {
+        KINDS
+    }
+
+    fn sink_kinds(&self) -> &'static [&'static str] {
+        KINDS
+    }
+
+    fn check(&self, spec: &PipelineSpec) -> Result<(), ConfigError> {
+        for (_, s) in crate::sources_of(spec, KINDS) {
+            KafkaSourceSpec::of(s, spec)?;
+        }
+        let sinks =
+            crate::sinks_of(spec, KINDS).map(|s| Ok((s, KafkaSinkSpec::of(s)?))).collect::<Result<Vec<_>, _>>()?;
+        config::one_producer(spec, &sinks)
+    }
+
+    /// Opens the consumers (their groups' committed offsets decide which
+    /// checkpoint is restored) and, under exactly-once, the transactional
+    /// producer every Kafka sink shares. The producer comes first: starting
+    /// it fences a killed run's producer and aborts its open transaction,
+    /// whose pending offset commits would otherwise hide the group's
+    /// committed offsets.
+    fn session(&self, cx: &crate::SessionContext<'_>) -> anyhow::Result<Box<dyn crate::Session>> {
+        let spec = cx.spec;
+        let metrics: KafkaMetrics = cx.metrics.family();
+        let exactly_once = spec.checkpoint.as_ref().is_some_and(|c| c.exactly_once);
+        let producer = match crate::sinks_of(spec, KINDS).next() {
+            Some(s) if exactly_once => {
+                let k = KafkaSinkSpec::of(s)?;
+                let id = format!("weir-{}-{}", spec.name, cx.instance);
+                Some(
+                    KafkaProducer::open(&format!("sink {}", s.name), &k, Some(&id), metrics.clone()).with_context(
+                        || format!("sink `{}`: cannot start the transactional producer `{id}`", s.name),
+                    )?,
+                )
+            }
+            _ => None,
+        };
+        let mut consumers = Vec::new();
+        for (i, s) in crate::sources_of(spec, KINDS) {
+            let k = KafkaSourceSpec::of(s, spec)?;
+            let c = KafkaConsumer::open(&s.name, &k, cx.instance, cx.gate.clone(), metrics.clone())
+                .with_context(|| format!("source `{}`: cannot create the Kafka consumer", s.name))?;
+            consumers.push((i, k, c));
+        }
+        Ok(Box::new(KafkaSession { consumers, producer, exactly_once, from: cx.from, metrics }))
+    }
+}
+
+/// The Kafka clients of one pipeline.
+struct KafkaSession {
+    consumers: Vec<(usize, KafkaSourceSpec, Arc<KafkaConsumer>)>,
+    /// The transactional producer every Kafka sink shares, under exactly-once.
+    producer: Option<Arc<KafkaProducer>>,
+    exactly_once: bool,
+    from: StartFrom,
+    metrics: KafkaMetrics,
+}
+
+impl crate::Session for KafkaSession {
+    fn coordinator(&mut self) -> Option<Box<dyn weir_core::checkpoint::Coordinator>> {
+        let consumers: Vec<_> = self.consumers.iter().map(|(_, _, c)| c.clone()).collect();
+        Some(Box::new(KafkaCoordinator::new(self.producer.clone(), consumers)))
+    }
+
+    fn open_source(&mut self, cx: &crate::SourceContext<'_>) -> anyhow::Result<Opened> {
+        let (_, k, consumer) = self
+            .consumers
+            .iter()
+            .find(|(i, _, _)| *i == cx.index as usize)
+            .ok_or_else(|| anyhow::anyhow!("source `{}`: no Kafka consumer was opened for it", cx.spec.name))?;
+        let start = match self.from {
+            StartFrom::Replay(start) => start,
+            StartFrom::Checkpoint => k.start,
+        };
+        consumer
+            .plan_starts(
+                committed_positions(cx.restored, &k.topic),
+                self.from == StartFrom::Checkpoint,
+                self.exactly_once,
+                start,
+            )
+            .with_context(|| format!("topic `{}` on {}", k.topic, k.brokers))?;
+        consumer.subscribe()?;
+        let source: Box<dyn Source> = Box::new(KafkaSource::new(consumer.clone(), cx.index, cx.spec, k.stop_at_end));
+        Ok((source, None))
+    }
+
+    fn open_sink(&mut self, s: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn weir_core::sink::Sink>> {
+        let k = KafkaSinkSpec::of(s)?;
+        let producer = match &self.producer {
+            Some(p) => p.clone(), // the transactional one, shared
+            None => KafkaProducer::open(&format!("sink {}", s.name), &k, None, self.metrics.clone())
+                .with_context(|| format!("sink `{}`: cannot create the Kafka producer", s.name))?,
+        };
+        Ok(Box::new(KafkaSink::new(producer, &k)))
+    }
+}
+
+use anyhow::Context as _;

@@ -1,0 +1,52 @@
+//! `kind = "stdout"`: NDJSON on standard output, flushed after every batch.
+
+use serde::Deserialize;
+use weir_config::{ConfigError, PipelineSpec, SinkSpec};
+use weir_core::metrics::Metrics;
+use weir_core::sink::Sink;
+use weir_core::source::Opened;
+
+/// `[[sinks]] kind = "stdout"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutOptions {
+    /// Add each event's `"_weir"` metadata, as the file sink does (default false).
+    #[serde(default)]
+    pub metadata: bool,
+}
+
+pub struct Stdout;
+
+impl super::Connector for Stdout {
+    fn name(&self) -> &'static str {
+        "stdout"
+    }
+
+    fn sink_kinds(&self) -> &'static [&'static str] {
+        &["stdout"]
+    }
+
+    fn check(&self, spec: &PipelineSpec) -> Result<(), ConfigError> {
+        for s in super::sinks_of(spec, self.sink_kinds()) {
+            s.options.deserialize::<StdoutOptions>()?;
+        }
+        Ok(())
+    }
+
+    fn session(&self, _: &super::SessionContext<'_>) -> anyhow::Result<Box<dyn super::Session>> {
+        Ok(Box::new(Stdout))
+    }
+}
+
+impl super::Session for Stdout {
+    fn open_source(&mut self, _: &super::SourceContext<'_>) -> anyhow::Result<Opened> {
+        anyhow::bail!("stdout is a sink kind")
+    }
+
+    fn open_sink(&mut self, spec: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
+        let o: StdoutOptions = spec.options.deserialize()?;
+        // A reader downstream of stdout sees each batch as it is written.
+        let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+        Ok(Box::new(crate::file::Ndjson::new(out, o.metadata, true)))
+    }
+}

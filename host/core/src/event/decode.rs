@@ -1,0 +1,504 @@
+//! Decoding one JSON event at ingestion: the whole document is checked (it
+//! must be one JSON object), and only the fields the runtime needs (event
+//! time, key) are read; everything else is skipped without allocating.
+
+use super::Cell;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::fmt;
+use std::sync::Arc;
+
+/// Which fields to read from each event of a source.
+#[derive(Debug, Clone, Default)]
+pub struct FieldPlan {
+    pub timestamp_field: Option<String>,
+    pub key_field: Option<String>,
+    /// Fields whose values a query step right after the source reads:
+    /// kept as [`Cell`]s so the step does not parse the event again.
+    pub columns: Option<Arc<[String]>>,
+    /// The source's JSON Schema, checked after the fields are read.
+    pub schema: Option<Arc<super::Schema>>,
+}
+
+/// What ingestion needs from an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// Event time in epoch milliseconds, when the source names a timestamp field.
+    pub timestamp: Option<i64>,
+}
+
+/// Why an event was refused at ingestion; the text names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("missing field `{0}`")]
+    MissingField(String),
+    #[error("field `{field}`: {message}")]
+    BadField { field: String, message: String },
+    /// The event breaks the source's JSON Schema.
+    #[error("schema: {0}")]
+    Schema(String),
+}
+
+impl DecodeError {
+    /// The dead-letter reason: `invalid-json` or `invalid-event`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Json(_) => "invalid-json",
+            DecodeError::Schema(_) => "schema-violation",
+            _ => "invalid-event",
+        }
+    }
+}
+
+/// Checks that `bytes` is one JSON object and reads the planned fields.
+pub fn decode(bytes: &[u8], plan: &FieldPlan) -> Result<Decoded, DecodeError> {
+    decode_into(bytes, plan, &mut Vec::new(), &mut Vec::new())
+}
+
+/// [`decode`], also appending one cell per planned column to `cells`
+/// (escaped strings go to `escaped`). On error, `cells` may hold a partial
+/// row: the caller truncates it.
+pub fn decode_into(
+    bytes: &[u8],
+    plan: &FieldPlan,
+    cells: &mut Vec<Cell>,
+    escaped: &mut Vec<String>,
+) -> Result<Decoded, DecodeError> {
+    let first = cells.len();
+    if let Some(cols) = &plan.columns {
+        cells.resize(first + cols.len(), Cell::Null);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let row = Row { bytes, cells: &mut cells[first..], escaped };
+    let found = Extract { plan, row }.deserialize(&mut de).and_then(|found| de.end().map(|()| found));
+    let found = found.map_err(json_error)?;
+    if let Some(field) = &plan.timestamp_field
+        && found.timestamp.is_none()
+    {
+        return Err(DecodeError::MissingField(field.clone()));
+    }
+    if let Some(field) = &plan.key_field
+        && !found.has_key
+    {
+        return Err(DecodeError::MissingField(field.clone()));
+    }
+    if let Some(schema) = &plan.schema {
+        schema.check(bytes).map_err(DecodeError::Schema)?;
+    }
+    Ok(Decoded { timestamp: found.timestamp })
+}
+
+/// The error for a failed parse: a field's own error, or where the JSON broke.
+pub fn json_error(e: serde_json::Error) -> DecodeError {
+    match field_error(&e) {
+        Some(err) => err,
+        // Each event is one line, so serde_json's "line 1" says nothing.
+        None => DecodeError::Json(e.to_string().replace(" at line 1 column ", " at column ")),
+    }
+}
+
+/// Field errors travel through serde_json as custom errors with a marker prefix.
+const FIELD_MARK: &str = "\u{1}field:";
+
+fn field_error(e: &serde_json::Error) -> Option<DecodeError> {
+    let text = e.to_string();
+    let rest = text.strip_prefix(FIELD_MARK)?;
+    let (field, message) = rest.split_once('\u{1}')?;
+    // serde_json appends " at line L column C" to custom errors.
+    let message = message.rsplit_once(" at line ").map_or(message, |(m, _)| m);
+    Some(DecodeError::BadField { field: field.to_string(), message: message.to_string() })
+}
+
+pub fn bad_field<E: de::Error>(field: &str, message: impl fmt::Display) -> E {
+    E::custom(format_args!("{FIELD_MARK}{field}\u{1}{message}"))
+}
+
+struct Extract<'p, 'r> {
+    plan: &'p FieldPlan,
+    row: Row<'r>,
+}
+
+/// Where column values go: the cells of the event `bytes`.
+struct Row<'r> {
+    bytes: &'r [u8],
+    cells: &'r mut [Cell],
+    escaped: &'r mut Vec<String>,
+}
+
+struct Found {
+    timestamp: Option<i64>,
+    has_key: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Extract<'_, '_> {
+    type Value = Found;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Extract<'_, '_> {
+    type Value = Found;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
+        let ts_field = self.plan.timestamp_field.as_deref();
+        let key_field = self.plan.key_field.as_deref();
+        let columns = self.plan.columns.as_deref().unwrap_or_default();
+        let row = self.row;
+        let mut found = Found { timestamp: None, has_key: false };
+        while let Some(name) = map.next_key::<FieldName<'de>>()? {
+            if let Some(i) = columns.iter().position(|c| name.is(Some(c))) {
+                let cell = map.next_value_seed(CellSeed { bytes: row.bytes, escaped: &mut *row.escaped })?;
+                row.cells[i] = cell;
+                if name.is(ts_field) {
+                    let field = ts_field.unwrap_or_default();
+                    let seed = TimestampSeed { field };
+                    found.timestamp = Some(match cell {
+                        Cell::Num(n) => seed.visit_f64(n)?,
+                        Cell::Str { start, end } => {
+                            let text = &row.bytes[start as usize..end as usize];
+                            seed.visit_str(std::str::from_utf8(text).map_err(de::Error::custom)?)?
+                        }
+                        Cell::Escaped(j) => seed.visit_str(&row.escaped[j as usize])?,
+                        Cell::Null => seed.visit_unit()?,
+                        Cell::Bool(b) => seed.visit_bool(b)?,
+                        Cell::Nested => {
+                            return Err(bad_field(field, "expected epoch milliseconds or an RFC 3339 string"));
+                        }
+                    });
+                } else if name.is(key_field) {
+                    found.has_key = true;
+                }
+            } else if name.is(ts_field) {
+                let field = ts_field.unwrap_or_default();
+                found.timestamp = Some(map.next_value_seed(TimestampSeed { field })?);
+            } else if name.is(key_field) {
+                let field = key_field.unwrap_or_default();
+                map.next_value_seed(KeySeed { field })?;
+                found.has_key = true;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// An object key as raw bytes, borrowed from the input unless it holds
+/// escapes. Keys are compared, not kept, so they skip UTF-8 validation.
+pub enum FieldName<'de> {
+    Borrowed(&'de [u8]),
+    Owned(Vec<u8>),
+}
+
+impl FieldName<'_> {
+    pub fn is(&self, name: Option<&str>) -> bool {
+        let bytes = match self {
+            FieldName::Borrowed(b) => b,
+            FieldName::Owned(b) => b.as_slice(),
+        };
+        // Lengths and first bytes first: field names often share a length.
+        name.is_some_and(|n| n.len() == bytes.len() && n.as_bytes().first() == bytes.first() && n.as_bytes() == bytes)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(FieldName::Borrowed(v))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(FieldName::Owned(v.to_vec()))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName::Borrowed(v.as_bytes()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName::Owned(v.as_bytes().to_vec()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Event time: epoch milliseconds (integer or float) or an RFC 3339 string.
+pub struct TimestampSeed<'f> {
+    pub field: &'f str,
+}
+
+impl<'de> DeserializeSeed<'de> for TimestampSeed<'_> {
+    type Value = i64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TimestampSeed<'_> {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("epoch milliseconds or an RFC 3339 string")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| bad_field(self.field, format_args!("{v} is out of range for epoch milliseconds")))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+        if v.is_finite() && v.abs() < 9.0e15 {
+            Ok(v.floor() as i64)
+        } else {
+            Err(bad_field(self.field, format_args!("{v} is out of range for epoch milliseconds")))
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+        if let Some(ms) = utc_millis(v.as_bytes()) {
+            return Ok(ms);
+        }
+        chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| bad_field(self.field, format_args!("`{v}` is not an RFC 3339 time ({e})")))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found null"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<i64, E> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found a boolean"))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<i64, A::Error> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<i64, A::Error> {
+        Err(bad_field(self.field, "expected epoch milliseconds or an RFC 3339 string, found an object"))
+    }
+}
+
+/// A column's value as a [`Cell`]: strings without escapes as offsets into
+/// the event, others decoded into `escaped`.
+struct CellSeed<'r> {
+    bytes: &'r [u8],
+    escaped: &'r mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Cell;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cell, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = Cell;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Cell, E> {
+        Ok(Cell::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell, E> {
+        Ok(Cell::Num(v as f64))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell, E> {
+        Ok(Cell::Num(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cell, E> {
+        Ok(Cell::Num(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cell, E> {
+        // A borrowed string lies inside the event: keep its offsets.
+        let start = (v.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        match start.checked_add(v.len()) {
+            Some(end) if end <= self.bytes.len() => Ok(Cell::Str { start: start as u32, end: end as u32 }),
+            _ => self.visit_str(v),
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cell, E> {
+        self.escaped.push(v.to_string());
+        Ok(Cell::Escaped((self.escaped.len() - 1) as u32))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Cell, E> {
+        Ok(Cell::Null)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Cell, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Cell::Nested)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cell, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Cell::Nested)
+    }
+}
+
+/// Epoch milliseconds of `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DDTHH:MM:SS.mmmZ`,
+/// the forms most devices and generators write, without going through a
+/// general parser (it was a tenth of ingestion). `None` for anything else,
+/// valid or not, which chrono then parses or refuses.
+fn utc_millis(s: &[u8]) -> Option<i64> {
+    let digit = |i: usize| s[i].is_ascii_digit().then(|| i64::from(s[i] - b'0'));
+    let num = |from: usize, len: usize| (from..from + len).try_fold(0, |acc, i| Some(acc * 10 + digit(i)?));
+    let ms = match s.len() {
+        20 => 0,
+        24 if s[19] == b'.' => num(20, 3)?,
+        _ => return None,
+    };
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (s.len() - 1, b'Z')];
+    if seps.iter().any(|&(i, c)| s[i] != c) {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days[mo as usize - 1] || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm), year starting in March.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
+}
+
+/// A key: a string or a number.
+struct KeySeed<'f> {
+    field: &'f str,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a number")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(bad_field(self.field, "expected a string or a number, found null"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(bad_field(self.field, "expected a string or a number, found a boolean"))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(bad_field(self.field, "expected a string or a number, found an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(bad_field(self.field, "expected a string or a number, found an object"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> FieldPlan {
+        FieldPlan {
+            timestamp_field: Some("EventTime".into()),
+            key_field: Some("PatientId".into()),
+            ..FieldPlan::default()
+        }
+    }
+
+    #[test]
+    fn reads_epoch_millis_and_rfc3339() {
+        let d = decode(br#"{"PatientId":"P1","EventTime":1700000000123,"x":[1,{"y":null}]}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(1_700_000_000_123));
+        let d = decode(br#"{"EventTime":"2026-01-01T00:00:01.5Z","PatientId":7}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(1_767_225_601_500));
+        let d = decode(br#"{"EventTime":"2026-01-01T01:00:00+01:00","PatientId":7}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(1_767_225_600_000));
+    }
+
+    #[test]
+    fn escaped_field_names_still_match() {
+        let d = decode(br#"{"Event\u0054ime":5,"PatientId":"a"}"#, &plan()).unwrap();
+        assert_eq!(d.timestamp, Some(5));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = decode(br#"{"PatientId":"P1"}"#, &plan()).unwrap_err();
+        assert_eq!(e.to_string(), "missing field `EventTime`");
+        assert_eq!(e.reason(), "invalid-event");
+        let e = decode(br#"{"EventTime":"yesterday","PatientId":"P1"}"#, &plan()).unwrap_err();
+        assert!(e.to_string().starts_with("field `EventTime`: `yesterday` is not an RFC 3339 time"), "{e}");
+        let e = decode(br#"{"EventTime":1,"PatientId":null}"#, &plan()).unwrap_err();
+        assert_eq!(e.to_string(), "field `PatientId`: expected a string or a number, found null");
+    }
+
+    #[test]
+    fn malformed_json_is_refused_with_its_position() {
+        for bad in [&br#"{"a":1"#[..], br#"{"a":1} trailing"#, b"[1,2]", b"", b"nul"] {
+            let e = decode(bad, &FieldPlan::default()).unwrap_err();
+            assert_eq!(e.reason(), "invalid-json", "{e}");
+        }
+        let e = decode(br#"{"a":tru}"#, &FieldPlan::default()).unwrap_err();
+        assert_eq!(e.to_string(), "malformed JSON: expected ident at column 9");
+    }
+
+    #[test]
+    fn without_a_plan_any_object_passes() {
+        assert_eq!(decode(br#"{}"#, &FieldPlan::default()).unwrap(), Decoded { timestamp: None });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_time_path_agrees_with_chrono(
+            y in 0u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..25, mi in 0u32..61, sec in 0u32..61,
+            ms in proptest::option::of(0u32..1000),
+        ) {
+            let text = match ms {
+                Some(ms) => format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{ms:03}Z"),
+                None => format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z"),
+            };
+            let chrono = chrono::DateTime::parse_from_rfc3339(&text).ok().map(|t| t.timestamp_millis());
+            let fast = utc_millis(text.as_bytes());
+            // The fast path may decline (leap seconds), never disagree.
+            proptest::prop_assert!(fast.is_none() || fast == chrono, "{text}: {fast:?} vs {chrono:?}");
+            if sec < 60 {
+                proptest::prop_assert_eq!(fast, chrono, "{}", text);
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The source trait: where events enter. Each source runs on its own thread
+//! and hands full batches to the pipeline through a bounded channel, so a
+//! source that runs ahead is paused by the channel (backpressure), never
+//! buffered without bound.
+
+use crate::event::{Batch, FieldPlan};
+use crate::ingest::IngestEndpoint;
+use crate::position::Position;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether a source has more to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    More,
+    Done,
+}
+
+/// A source of events. Only [`Source::fill`] is required.
+pub trait Source: Send {
+    /// Appends up to `max` events to `batch`, waiting at most `linger` for
+    /// them. `Done` means the input is finished (what was appended still
+    /// counts). Events may be left undecoded (see [`Source::field_plan`]).
+    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill>;
+
+    /// Bytes read so far (files), for progress and `weir_source_bytes_total`.
+    fn bytes_read(&self) -> u64 {
+        0
+    }
+
+    /// For sources whose `fill` leaves events undecoded: the fields to read
+    /// when they are decoded. `None`: events come out of `fill` ready.
+    fn field_plan(&self) -> Option<Arc<FieldPlan>> {
+        None
+    }
+
+    /// Called once when the pipeline is told to stop. A source that has
+    /// accepted events it must not lose (HTTP) stops taking new ones and
+    /// returns true: it is then filled until it says `Done`. Others return
+    /// false and are not filled again.
+    fn drains_after_stop(&mut self) -> bool {
+        false
+    }
+
+    /// Where the source is, after the events handed out so far: what a
+    /// checkpoint records. `None`: it cannot resume (generator, HTTP).
+    fn position(&self) -> Option<Position> {
+        None
+    }
+
+    /// Continues from a position a checkpoint recorded.
+    fn resume(&mut self, _position: &Position) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An opened source, and for a push source (HTTP) its request side.
+pub type Opened = (Box<dyn Source>, Option<Arc<dyn IngestEndpoint>>);

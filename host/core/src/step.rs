@@ -1,0 +1,45 @@
+//! The step trait: one batch in, named outputs out.
+
+use crate::dead_letter::DeadLetters;
+use crate::event::Batch;
+
+/// What a step produced from one batch.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// The main output ("out"): it feeds the next step.
+    pub main: Batch,
+    /// Other outputs by name, for sinks that take them.
+    pub named: Vec<(String, Batch)>,
+}
+
+/// A processing step. Steps run on one worker thread, batch by batch, in
+/// order. Only [`Step::name`] and [`Step::process`] are required; the
+/// hooks have no-op defaults, so a stateless step stays small.
+pub trait Step: Send {
+    fn name(&self) -> &str;
+
+    /// Processes one batch. Events it refuses go to `dead`; an `Err` is a
+    /// failure of the host (dead-letter output unwritable), not of the step.
+    fn process(&mut self, batch: Batch, dead: &DeadLetters) -> std::io::Result<Outputs>;
+
+    /// Called when no batch has come for a while; a plugin step takes a
+    /// pending new version here, so that a swap never waits for events.
+    fn idle(&mut self) {}
+
+    /// Called once at the end of finite input, after the last batch; steps
+    /// that hold events back (windows) release them here.
+    fn finish(&mut self, _dead: &DeadLetters) -> std::io::Result<Outputs> {
+        Ok(Outputs::default())
+    }
+
+    /// The step's state (windows, watermarks) as bytes, for a checkpoint;
+    /// `None` for stateless steps.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Puts back the state a [`Step::snapshot`] of the same step recorded.
+    fn restore(&mut self, _state: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! A plugin's stdout and stderr: captured line by line, logged under the
+//! step's name, and rate-limited so that a chatty or hostile plugin cannot
+//! flood the host's log. Nothing a plugin prints reaches Weir's own stdout
+//! (which may be a sink).
+
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Lines a plugin may log per second, sustained, per stream.
+const LINES_PER_SECOND: f64 = 20.0;
+/// Lines a plugin may log at once before the rate applies.
+const BURST: f64 = 100.0;
+/// Longest line kept; the rest of a longer line is cut.
+const MAX_LINE: usize = 2048;
+
+pub use weir_core::metrics::StdioMetrics;
+
+/// One captured stream (stdout or stderr) of one plugin instance.
+#[derive(Clone)]
+pub struct CapturedOutput {
+    inner: Arc<Mutex<Lines>>,
+}
+
+struct Lines {
+    step: Arc<str>,
+    stream: &'static str,
+    partial: Vec<u8>,
+    tokens: f64,
+    refilled: Instant,
+    /// Lines dropped since the last one logged, reported with the next.
+    suppressed: u64,
+    metrics: StdioMetrics,
+}
+
+impl CapturedOutput {
+    pub fn new(step: Arc<str>, stream: &'static str, metrics: StdioMetrics) -> Self {
+        let lines = Lines {
+            step,
+            stream,
+            partial: Vec::new(),
+            tokens: BURST,
+            refilled: Instant::now(),
+            suppressed: 0,
+            metrics,
+        };
+        CapturedOutput { inner: Arc::new(Mutex::new(lines)) }
+    }
+
+    fn take(&self, bytes: &[u8]) {
+        let mut l = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for chunk in bytes.split_inclusive(|&b| b == b'\n') {
+            let room = MAX_LINE.saturating_sub(l.partial.len());
+            let body = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+            l.partial.extend_from_slice(&body[..body.len().min(room)]);
+            if chunk.ends_with(b"\n") {
+                l.emit();
+            }
+        }
+    }
+}
+
+impl Lines {
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.partial).into_owned();
+        self.partial.clear();
+        self.metrics.lines.inc();
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * LINES_PER_SECOND).min(BURST);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            self.suppressed += 1;
+            self.metrics.dropped.inc();
+            return;
+        }
+        self.tokens -= 1.0;
+        let (step, stream, suppressed) = (&*self.step, self.stream, self.suppressed);
+        self.suppressed = 0;
+        if stream == "stderr" {
+            tracing::warn!(target: "weir::plugin", step = %step, stream = %stream, suppressed, "{line}");
+        } else {
+            tracing::info!(target: "weir::plugin", step = %step, stream = %stream, suppressed, "{line}");
+        }
+    }
+}
+
+impl IsTerminal for CapturedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CapturedOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for CapturedOutput {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.take(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CapturedOutput {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for CapturedOutput {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.take(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::IntCounter;
+
+    fn metrics() -> StdioMetrics {
+        StdioMetrics { lines: IntCounter::new("l", "l").unwrap(), dropped: IntCounter::new("d", "d").unwrap() }
+    }
+
+    #[test]
+    fn lines_are_split_joined_and_rate_limited() {
+        let m = metrics();
+        let out = CapturedOutput::new("s".into(), "stdout", m.clone());
+        out.take(b"one\ntw");
+        out.take(b"o\nthree");
+        assert_eq!(m.lines.get(), 2, "a line is logged when its newline arrives");
+        let flood = "x\n".repeat(1000);
+        out.take(flood.as_bytes());
+        assert_eq!(m.lines.get(), 1002);
+        // The burst allows 100 lines, then about 20 per second.
+        assert!((899..=902).contains(&m.dropped.get()), "dropped {}", m.dropped.get());
+    }
+}

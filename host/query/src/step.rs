@@ -1,0 +1,549 @@
+//! The query step: reads each event's fields, filters, and either projects
+//! each event or feeds the window operator, turning its rows into results.
+//!
+//! Watermarks: each source's is its largest event time so far minus its
+//! `max_out_of_orderness`; the step's is the smallest over the sources it
+//! has seen events from. It moves after every event, so the results do not
+//! depend on how events were batched.
+
+use super::eval::{Scope, Value, eval, passes};
+use super::extract;
+use super::output;
+use super::plan::{Body, Item, Plan};
+use crate::window::{AggFunc, Aggregates, Placed, Row, RowKind, WindowSpec, Windows};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use weir_core::dead_letter::{DeadLetter, DeadLetters};
+use weir_core::event::{Batch, FieldPlan, Origin};
+use weir_core::metrics::{StepMetrics, WindowMetrics};
+use weir_core::step::{Outputs, Step};
+
+/// Everything a query step is built from.
+#[derive(Debug, Clone)]
+pub struct QueryStepSettings {
+    pub name: String,
+    pub plan: Plan,
+    /// Allowed lateness, milliseconds.
+    pub lateness: i64,
+    /// `max_out_of_orderness` of each source, by source index, milliseconds.
+    pub out_of_orderness: Vec<i64>,
+    /// No sink takes the step's `late` output: late events go to the
+    /// dead-letter output instead (reason `late-event`).
+    pub late_to_dead_letter: bool,
+}
+
+pub struct QueryStep {
+    s: QueryStepSettings,
+    /// The plan's fields, then the TIMESTAMP BY field when it is not one of
+    /// them: what ingestion reads for this step when it comes right after
+    /// the source (see [`QueryStep::columns`]).
+    columns: Arc<[String]>,
+    /// Decodes a batch that comes without cells for `columns`.
+    decoder: FieldPlan,
+    windows: Option<Windows>,
+    /// Fields read as aggregate arguments, in argument order.
+    arg_fields: Vec<usize>,
+    /// Largest event time seen per source.
+    maxes: Vec<Option<i64>>,
+    metrics: StepMetrics,
+    wm: WindowMetrics,
+    rows: Vec<Row>,
+    key: Vec<u8>,
+    args: Vec<Option<f64>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    maxes: Vec<Option<i64>>,
+    windows: Option<Vec<u8>>,
+}
+
+impl QueryStep {
+    pub fn new(s: QueryStepSettings, metrics: StepMetrics, wm: WindowMetrics) -> Self {
+        let mut columns = s.plan.fields.clone();
+        if let Some(t) = &s.plan.timestamp_by
+            && !columns.contains(t)
+        {
+            columns.push(t.clone());
+        }
+        let columns: Arc<[String]> = columns.into();
+        let decoder = FieldPlan { columns: Some(columns.clone()), ..FieldPlan::default() };
+        let mut arg_fields = Vec::new();
+        let windows = match &s.plan.body {
+            Body::Window(w) => {
+                let funcs = w
+                    .aggregates
+                    .iter()
+                    .map(|&(func, field)| {
+                        if func == AggFunc::CountAll {
+                            return (func, 0);
+                        }
+                        let arg = arg_fields.iter().position(|f| *f == field).unwrap_or_else(|| {
+                            arg_fields.push(field);
+                            arg_fields.len() - 1
+                        });
+                        (func, arg)
+                    })
+                    .collect();
+                let spec = WindowSpec { kind: w.window, lateness: s.lateness, aggregates: Aggregates { funcs } };
+                Some(Windows::new(spec))
+            }
+            Body::Project(_) => None,
+        };
+        let maxes = vec![None; s.out_of_orderness.len()];
+        QueryStep {
+            s,
+            columns,
+            decoder,
+            windows,
+            arg_fields,
+            maxes,
+            metrics,
+            wm,
+            rows: Vec::new(),
+            key: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The fields the step reads. A source that decodes its events with
+    /// these as [`weir_core::event::FieldPlan::columns`] hands them over ready,
+    /// and the step does not parse the events again.
+    pub fn columns(&self) -> Arc<[String]> {
+        self.columns.clone()
+    }
+
+    /// The step's watermark after an event of `source` at `t`.
+    fn watermark(&mut self, source: usize, t: i64) -> i64 {
+        if source >= self.maxes.len() {
+            self.maxes.resize(source + 1, None);
+            self.s.out_of_orderness.resize(source + 1, 0);
+        }
+        let max = self.maxes[source].get_or_insert(t);
+        *max = (*max).max(t);
+        self.maxes
+            .iter()
+            .zip(&self.s.out_of_orderness)
+            .filter_map(|(m, ooo)| m.map(|m| m.saturating_sub(*ooo)))
+            .min()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// Turns the window rows gathered so far into results.
+    fn emit_rows(&mut self, out: &mut Batch) {
+        let Body::Window(w) = &self.s.plan.body else { return };
+        for row in self.rows.drain(..) {
+            let keys = super::key::decode(&row.key);
+            let scope = GroupScope { keys: &keys, values: &row.values };
+            let pass = |values: &[Option<f64>]| {
+                w.having.as_ref().is_none_or(|h| passes(h, &GroupScope { keys: &keys, values }))
+            };
+            let (kind, values) = match row.kind {
+                RowKind::Final if pass(&row.values) => (RowKind::Final, &row.values),
+                RowKind::Correction if pass(&row.values) => (RowKind::Correction, &row.values),
+                // A correction that no longer passes HAVING takes back what was emitted.
+                RowKind::Correction if row.previous.as_deref().is_some_and(pass) => {
+                    (RowKind::Retraction, row.previous.as_ref().expect("checked"))
+                }
+                RowKind::Retraction if pass(&row.values) => (RowKind::Retraction, &row.values),
+                _ => continue,
+            };
+            let scope = GroupScope { values, ..scope };
+            let p = &mut out.payloads;
+            p.extend_from_slice(br#"{"window_start":"#);
+            output::time(row.start, p);
+            p.extend_from_slice(br#","window_end":"#);
+            output::time(row.end, p);
+            let mut first = false;
+            for Item { name, expr } in &w.select {
+                output::member(name, &mut first, p);
+                output::value(&eval(expr, &scope), p);
+            }
+            match kind {
+                RowKind::Final => self.wm.finals.inc(),
+                RowKind::Correction => {
+                    p.extend_from_slice(br#","correction":true"#);
+                    self.wm.corrections.inc();
+                }
+                RowKind::Retraction => {
+                    p.extend_from_slice(br#","retraction":true"#);
+                    self.wm.retractions.inc();
+                }
+            }
+            p.push(b'}');
+            out.commit(row.end, Origin::default());
+        }
+    }
+
+    fn update_gauges(&self) {
+        if let Some(w) = &self.windows {
+            self.wm.open.set(w.open() as i64);
+            if w.watermark() > i64::MIN && w.watermark() < i64::MAX {
+                self.wm.watermark.set(w.watermark());
+            }
+        }
+    }
+}
+
+struct RowScope<'a, 'v> {
+    values: &'a [Value<'v>],
+}
+
+impl Scope for RowScope<'_, '_> {
+    fn field(&self, i: usize) -> Value<'_> {
+        self.values[i].clone()
+    }
+    fn key(&self, _: usize) -> Value<'_> {
+        Value::Null
+    }
+    fn agg(&self, _: usize) -> Value<'_> {
+        Value::Null
+    }
+}
+
+#[derive(Clone, Copy)]
+struct GroupScope<'a> {
+    keys: &'a [Value<'static>],
+    values: &'a [Option<f64>],
+}
+
+impl Scope for GroupScope<'_> {
+    fn field(&self, _: usize) -> Value<'_> {
+        Value::Null
+    }
+    fn key(&self, i: usize) -> Value<'_> {
+        self.keys[i].clone()
+    }
+    fn agg(&self, i: usize) -> Value<'_> {
+        self.values[i].map_or(Value::Null, Value::Num)
+    }
+}
+
+impl Step for QueryStep {
+    fn name(&self) -> &str {
+        &self.s.name
+    }
+
+    fn process(&mut self, batch: Batch, dead: &DeadLetters) -> std::io::Result<Outputs> {
+        self.metrics.events_in.inc_by(batch.len() as u64);
+        self.metrics.batch_events.observe(batch.len() as f64);
+        let mut out = Batch::with_capacity(batch.len(), 0);
+        let mut late = Batch::default();
+        let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
+        let mut values = Vec::new();
+        // Cells kept by ingestion when this step follows the source;
+        // otherwise the batch is decoded here, the same way.
+        let decoded;
+        let (columns, errors) = match batch.columns.as_ref().filter(|c| Arc::ptr_eq(&c.fields, &self.columns)) {
+            Some(c) => (c, Vec::new()),
+            None => {
+                decoded = extract::cells(&self.decoder, &batch);
+                (&decoded.0, decoded.1)
+            }
+        };
+        let mut errors = errors.into_iter();
+        for i in 0..batch.len() {
+            let payload = batch.payload(i);
+            let origin = batch.origins[i];
+            let read = match errors.next().flatten() {
+                Some(e) => Err(e),
+                None => extract::values(columns, i, payload, &mut values, self.s.plan.timestamp_by.as_deref()),
+            };
+            let t = match read {
+                Ok(t) => t.unwrap_or(batch.timestamps[i]),
+                Err(e) => {
+                    refused.push((i, e.reason(), e.to_string()));
+                    continue;
+                }
+            };
+            if let Some(f) = &self.s.plan.filter
+                && !passes(f, &RowScope { values: &values })
+            {
+                continue;
+            }
+            let Some(windows) = &mut self.windows else {
+                match &self.s.plan.body {
+                    Body::Project(Some(items)) => {
+                        let scope = RowScope { values: &values };
+                        let mut first = true;
+                        out.payloads.push(b'{');
+                        for Item { name, expr } in items {
+                            output::member(name, &mut first, &mut out.payloads);
+                            output::value(&eval(expr, &scope), &mut out.payloads);
+                        }
+                        out.payloads.push(b'}');
+                        out.commit(t, origin);
+                    }
+                    _ => out.push(payload, t, origin),
+                }
+                continue;
+            };
+            let Body::Window(w) = &self.s.plan.body else { unreachable!("windows exist only for windowed plans") };
+            self.args.clear();
+            let mut bad = None;
+            for &f in &self.arg_fields {
+                match &values[f] {
+                    Value::Num(n) => self.args.push(Some(*n)),
+                    Value::Null => self.args.push(None),
+                    other => {
+                        bad = Some(format!(
+                            "field `{}`: expected a number, found {}",
+                            self.s.plan.fields[f],
+                            other.kind()
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some(detail) = bad {
+                refused.push((i, "invalid-event", detail));
+                continue;
+            }
+            self.key.clear();
+            for &k in &w.keys {
+                super::key::encode(&values[k], &mut self.key);
+            }
+            if windows.insert(&self.key, t, &self.args, &mut self.rows) == Placed::Late {
+                self.wm.late.inc();
+                if self.s.late_to_dead_letter {
+                    let detail = format!(
+                        "event time {t} is before the watermark {} by more than the allowed lateness ({} ms)",
+                        windows.watermark(),
+                        self.s.lateness
+                    );
+                    refused.push((i, "late-event", detail));
+                } else {
+                    late.push(payload, t, origin);
+                }
+            }
+            let wm = self.watermark(origin.source as usize, t);
+            let windows = self.windows.as_mut().expect("present above");
+            windows.advance(wm, &mut self.rows);
+        }
+        if !refused.is_empty() {
+            self.metrics.rejected.inc_by(refused.iter().filter(|r| r.1 != "late-event").count() as u64);
+            dead.send_all(refused.iter().map(|(i, reason, detail)| DeadLetter {
+                reason,
+                detail,
+                step: Some(&self.s.name),
+                origin: batch.origins[*i],
+                original: batch.payload(*i),
+            }))?;
+        }
+        self.emit_rows(&mut out);
+        self.update_gauges();
+        self.metrics.main_out.inc_by(out.len() as u64);
+        let mut outputs = Outputs { main: out, named: Vec::new() };
+        if !late.is_empty() {
+            self.metrics.out("late").inc_by(late.len() as u64);
+            outputs.named.push(("late".to_string(), late));
+        }
+        Ok(outputs)
+    }
+
+    fn finish(&mut self, _dead: &DeadLetters) -> std::io::Result<Outputs> {
+        let mut out = Batch::default();
+        if let Some(w) = &mut self.windows {
+            w.finish(&mut self.rows);
+        }
+        self.emit_rows(&mut out);
+        self.update_gauges();
+        self.metrics.main_out.inc_by(out.len() as u64);
+        Ok(Outputs { main: out, named: Vec::new() })
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        let snap = Snapshot { maxes: self.maxes.clone(), windows: self.windows.as_ref().map(Windows::snapshot) };
+        Some(postcard::to_stdvec(&snap).expect("query state serializes"))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> anyhow::Result<()> {
+        let snap: Snapshot = postcard::from_bytes(state)
+            .map_err(|e| anyhow::anyhow!("step `{}`: query state is unreadable: {e}", self.s.name))?;
+        if let (Some(w), Some(bytes)) = (&mut self.windows, &snap.windows) {
+            *w = Windows::restore(w.spec().clone(), bytes)
+                .map_err(|e| anyhow::anyhow!("step `{}`: {e}", self.s.name))?;
+        }
+        self.maxes = snap.maxes;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::metrics::Metrics;
+
+    /// A step named `q` running `sql` over one source.
+    fn query(
+        metrics: &Metrics,
+        sql: &str,
+        lateness: i64,
+        out_of_orderness: i64,
+        late_to_dead_letter: bool,
+    ) -> QueryStep {
+        let settings = QueryStepSettings {
+            name: "q".into(),
+            plan: crate::parse(sql).unwrap(),
+            lateness,
+            out_of_orderness: vec![out_of_orderness],
+            late_to_dead_letter,
+        };
+        QueryStep::new(settings, metrics.step("q"), metrics.window("q"))
+    }
+
+    /// Metrics and a dead-letter output in `dir`.
+    fn outputs(dir: &tempfile::TempDir) -> (Metrics, DeadLetters) {
+        let metrics = Metrics::new("t");
+        let dead = DeadLetters::new(dir.path().join("dead.ndjson"), vec!["s".into()], metrics.clone());
+        (metrics, dead)
+    }
+
+    fn step(metrics: &Metrics, lateness: i64) -> QueryStep {
+        let sql = "SELECT k, COUNT(*) AS n, AVG(v) AS avg, PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY v) AS med \
+                   FROM s GROUP BY k, HoppingWindow(second, 10, 5)";
+        query(metrics, sql, lateness, 2000, false)
+    }
+
+    /// Batches of events over 60 s of event time, up to 20 s out of order.
+    fn batches() -> Vec<Batch> {
+        let mut rng = 7u64;
+        let mut next = move || {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            rng >> 33
+        };
+        (0..12)
+            .map(|b| {
+                let mut batch = Batch::default();
+                for i in 0..50u64 {
+                    let t = (b * 50 + i) * 100 + next() % 20_000;
+                    let line = format!(r#"{{"k":"k{}","v":{}}}"#, next() % 3, next() % 100);
+                    batch.push(line.as_bytes(), t as i64, Origin { source: 0, line: b * 50 + i + 1, offset: 0 });
+                }
+                batch
+            })
+            .collect()
+    }
+
+    fn lines(out: &Outputs) -> Vec<String> {
+        let named = out
+            .named
+            .iter()
+            .flat_map(|(n, b)| b.iter().map(move |(p, ..)| format!("{n}: {}", String::from_utf8_lossy(p))));
+        out.main.iter().map(|(p, ..)| String::from_utf8_lossy(p).into_owned()).chain(named).collect()
+    }
+
+    #[test]
+    fn a_restored_step_continues_exactly_where_the_snapshot_was_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let (metrics, dead) = outputs(&dir);
+        let mut straight = Vec::new();
+        let mut one = step(&metrics, 1000);
+        for b in batches() {
+            straight.extend(lines(&one.process(b, &dead).unwrap()));
+        }
+        straight.extend(lines(&one.finish(&dead).unwrap()));
+        let late = metrics.window("q").late.get();
+        assert!(late > 0, "20 s of jitter past 2 s of out-of-orderness and 1 s of lateness makes late events");
+        assert!(straight.iter().any(|l| l.contains(r#""correction":true"#)), "and corrections");
+        assert_eq!(straight.iter().filter(|l| l.starts_with("late: ")).count() as u64, late);
+
+        for cut in [0, 5, 11] {
+            let mut got = Vec::new();
+            let mut first = step(&metrics, 1000);
+            let mut all = batches().into_iter();
+            for b in all.by_ref().take(cut + 1) {
+                got.extend(lines(&first.process(b, &dead).unwrap()));
+            }
+            let state = first.snapshot().unwrap();
+            drop(first);
+            let mut second = step(&metrics, 1000);
+            second.restore(&state).unwrap();
+            for b in all {
+                got.extend(lines(&second.process(b, &dead).unwrap()));
+            }
+            got.extend(lines(&second.finish(&dead).unwrap()));
+            assert_eq!(got, straight, "restored after batch {cut}");
+        }
+        assert!(step(&metrics, 0).restore(&step(&metrics, 1000).snapshot().unwrap()).is_err(), "another spec");
+        assert!(step(&metrics, 0).restore(b"garbage").is_err());
+    }
+
+    #[test]
+    fn cells_read_at_ingestion_give_the_same_results_as_parsing_in_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let (metrics, dead) = outputs(&dir);
+        let sql = "SELECT k, COUNT(*) AS n, MAX(v) AS top FROM s TIMESTAMP BY at WHERE k <> 'skip' \
+                   GROUP BY k, TumblingWindow(second, 1)";
+        let make = || query(&metrics, sql, 0, 0, true);
+        let lines = [
+            r#"{"k":"a\"b","at":"1970-01-01T00:00:00.500Z","v":3}"#,
+            r#"{"k":"skip","at":600,"v":9}"#,
+            r#"{"k":"c","at":700,"v":"high"}"#,
+            r#"{"k":"c","v":1}"#,
+            r#"{"k":"a\"b","at":1500,"v":4}"#,
+        ];
+        let mut batch = Batch::default();
+        for (i, l) in lines.iter().enumerate() {
+            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
+        }
+        let mut plain = make();
+        let a = [lines_of(&plain.process(batch.clone(), &dead).unwrap()), lines_of(&plain.finish(&dead).unwrap())];
+        let mut pushed = make();
+        let plan = weir_core::event::FieldPlan { columns: Some(pushed.columns()), ..Default::default() };
+        weir_core::event::decode_batch(&mut batch, &plan, &mut weir_core::event::Refused::default());
+        assert!(batch.columns.is_some());
+        let b = [lines_of(&pushed.process(batch, &dead).unwrap()), lines_of(&pushed.finish(&dead).unwrap())];
+        assert_eq!(a, b);
+        assert_eq!(
+            a.concat(),
+            vec![
+                r#"{"window_start":"1970-01-01T00:00:00.000Z","window_end":"1970-01-01T00:00:01.000Z","k":"a\"b","n":1,"top":3}"#,
+                r#"{"window_start":"1970-01-01T00:00:01.000Z","window_end":"1970-01-01T00:00:02.000Z","k":"a\"b","n":1,"top":4}"#,
+            ]
+        );
+        let dead = std::fs::read_to_string(dir.path().join("dead.ndjson")).unwrap();
+        assert!(dead.contains("field `v`: expected a number, found a string"), "{dead}");
+        assert!(dead.contains("missing field `at`"), "{dead}");
+    }
+
+    fn lines_of(out: &Outputs) -> Vec<String> {
+        out.main.iter().map(|(p, ..)| String::from_utf8_lossy(p).into_owned()).collect()
+    }
+
+    /// Runs `sql` over (key, time in ms, value) events and returns the rows.
+    fn rows(sql: &str, events: &[(&str, i64, f64)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let (metrics, dead) = outputs(&dir);
+        let mut step = query(&metrics, sql, 0, 0, true);
+        let mut batch = Batch::default();
+        for (k, t, v) in events {
+            batch.push(format!(r#"{{"k":"{k}","v":{v}}}"#).as_bytes(), *t, Origin::default());
+        }
+        let mut out = lines_of(&step.process(batch, &dead).unwrap());
+        out.extend(lines_of(&step.finish(&dead).unwrap()));
+        out
+    }
+
+    #[test]
+    fn sliding_and_session_windows_through_sql() {
+        let events = [("a", 1000, 1.0), ("a", 1500, 2.0), ("a", 4000, 4.0)];
+        assert_eq!(
+            rows("SELECT k, SUM(v) AS s FROM x GROUP BY k, SlidingWindow(second, 1)", &events),
+            [
+                // Entries at 1.0 s, 1.5 s and 4.0 s; exits at 2.0 s and 2.5 s (5.0 s is empty).
+                r#"{"window_start":"1970-01-01T00:00:00.000Z","window_end":"1970-01-01T00:00:01.000Z","k":"a","s":1}"#,
+                r#"{"window_start":"1970-01-01T00:00:00.500Z","window_end":"1970-01-01T00:00:01.500Z","k":"a","s":3}"#,
+                r#"{"window_start":"1970-01-01T00:00:01.000Z","window_end":"1970-01-01T00:00:02.000Z","k":"a","s":2}"#,
+                r#"{"window_start":"1970-01-01T00:00:03.000Z","window_end":"1970-01-01T00:00:04.000Z","k":"a","s":4}"#,
+            ]
+        );
+        assert_eq!(
+            rows("SELECT k, COUNT(*) AS n FROM x GROUP BY k, SessionWindow(second, 2)", &events),
+            [
+                r#"{"window_start":"1970-01-01T00:00:01.000Z","window_end":"1970-01-01T00:00:03.500Z","k":"a","n":2}"#,
+                r#"{"window_start":"1970-01-01T00:00:04.000Z","window_end":"1970-01-01T00:00:06.000Z","k":"a","n":1}"#,
+            ]
+        );
+    }
+}

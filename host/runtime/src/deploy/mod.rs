@@ -1,0 +1,413 @@
+//! Hot-loading: new plugin versions for a running pipeline.
+//!
+//! A new version is compiled, instantiated and `init`ed aside, on the
+//! caller's thread (the admin API or the folder watcher); the data path
+//! never waits for a compiler. If any of that fails the version is rejected
+//! and the old one serves on. Otherwise the ready instance is handed to the
+//! step, which swaps it in at its next batch boundary (or within
+//! [`IDLE_TICK`] when no events flow): every event is processed by exactly
+//! one version. The new version is then on probation: if a call fails
+//! before it has processed `probation_batches` batches, the step rolls back
+//! to the previous instance and re-runs that batch on it, so a broken
+//! version loses nothing.
+
+mod watch;
+
+pub use watch::Watcher;
+
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use weir_plugin_host::{InstanceSettings, LoadedPlugin, PluginEngine, PluginInstance};
+
+/// How long a step waits for events before it looks for a pending swap anyway.
+pub const IDLE_TICK: Duration = Duration::from_millis(20);
+/// How long a deployment waits for the step to take the new version.
+const SWAP_WAIT: Duration = Duration::from_secs(10);
+
+/// Every plugin step of a running pipeline, for the admin API and the watcher.
+pub struct Deployments {
+    pub pipeline: String,
+    engine: Arc<PluginEngine>,
+    steps: Vec<Arc<StepControl>>,
+    /// Query steps, listed with their status but not deployable.
+    queries: Vec<String>,
+    running: Arc<AtomicBool>,
+}
+
+/// Why a deployment or rollback did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("no plugin step named `{0}`")]
+    NoStep(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("no version {0} to roll back to")]
+    NoVersion(String),
+    #[error("the pipeline did not take the new version within {}s; it is not running", SWAP_WAIT.as_secs())]
+    NotRunning,
+}
+
+/// Where a version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Config,
+    Api,
+    Watch,
+    Rollback,
+}
+
+/// What became of a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Serving now (on probation until `probation_batches` batches passed).
+    Active,
+    /// Served before; can be rolled back to.
+    Inactive,
+    /// Did not compile, link or init; never served.
+    Rejected,
+    /// Failed a call during probation; the previous version took over.
+    RolledBack,
+}
+
+/// One version of a step's plugin, as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionView {
+    pub digest: String,
+    pub origin: Origin,
+    pub status: Status,
+    /// When it was offered (RFC 3339, UTC).
+    pub loaded_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Compile (or cache load) and pre-link time, milliseconds.
+    pub compile_ms: f64,
+    /// Instantiate and `init` time, milliseconds.
+    pub init_ms: f64,
+    /// From the upload accepted to its first batch processed, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_batch_ms: Option<f64>,
+    /// How long the event flow stood still for the swap: from taking the new
+    /// version at a batch boundary to its first batch done, milliseconds
+    /// (absent when the swap happened while no events flowed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_stall_ms: Option<f64>,
+    /// Whether probation is over (always true for the first version).
+    pub proven: bool,
+}
+
+struct Version {
+    view: VersionView,
+    plugin: Option<LoadedPlugin>,
+    accepted: Instant,
+}
+
+/// A version ready to swap in, waiting for the step's next batch boundary.
+pub struct Pending {
+    pub instance: PluginInstance,
+    pub accepted: Instant,
+    reply: crossbeam_channel::Sender<()>,
+}
+
+/// Tells the deployer that the step now runs the version.
+pub struct Taken(crossbeam_channel::Sender<()>);
+
+impl Taken {
+    pub fn done(self) {
+        let _ = self.0.send(());
+    }
+}
+
+impl Pending {
+    /// The instance, and the reply to send once the step runs it.
+    pub fn take(self) -> (PluginInstance, Taken) {
+        (self.instance, Taken(self.reply))
+    }
+}
+
+/// The control side of one plugin step, shared by the step (on the worker
+/// thread) and whoever deploys.
+pub struct StepControl {
+    pub step: String,
+    settings: InstanceSettings,
+    pub probation_batches: u32,
+    versions: Mutex<Vec<Version>>,
+    pending: Mutex<Option<Pending>>,
+    has_pending: AtomicBool,
+    /// One deployment at a time per step.
+    deploying: Mutex<()>,
+    circuit: Arc<AtomicU8>,
+    rejected: prometheus::IntCounter,
+}
+
+/// The circuit breaker's state, as shown by the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CircuitState {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
+}
+
+fn now_rfc3339() -> String {
+    chrono::DateTime::<chrono::Utc>::from(SystemTime::now()).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StepControl {
+    /// The control of a step whose first instance (from the pipeline file) is `first`.
+    pub fn new(
+        first: &PluginInstance,
+        settings: InstanceSettings,
+        probation_batches: u32,
+        rejected: prometheus::IntCounter,
+    ) -> Arc<Self> {
+        let view = VersionView {
+            digest: first.digest().to_string(),
+            origin: Origin::Config,
+            status: Status::Active,
+            loaded_at: now_rfc3339(),
+            error: None,
+            compile_ms: 0.0,
+            init_ms: 0.0,
+            first_batch_ms: None,
+            swap_stall_ms: None,
+            proven: true,
+        };
+        let version = Version { view, plugin: Some(first.plugin().clone()), accepted: Instant::now() };
+        Arc::new(StepControl {
+            step: settings.step.clone(),
+            settings,
+            probation_batches,
+            versions: Mutex::new(vec![version]),
+            pending: Mutex::new(None),
+            has_pending: AtomicBool::new(false),
+            deploying: Mutex::new(()),
+            circuit: Arc::new(AtomicU8::new(0)),
+            rejected,
+        })
+    }
+
+    /// A version waiting to be swapped in, if any; one atomic load when none.
+    pub fn take_pending(&self) -> Option<Pending> {
+        if !self.has_pending.load(Ordering::Acquire) {
+            return None;
+        }
+        self.has_pending.store(false, Ordering::Release);
+        lock(&self.pending).take()
+    }
+
+    /// The step now runs `digest` (probation starts).
+    pub fn activated(&self, digest: &str) {
+        let mut versions = lock(&self.versions);
+        let newest = versions.iter().rposition(|v| v.view.digest == digest);
+        for (i, v) in versions.iter_mut().enumerate() {
+            if Some(i) == newest {
+                v.view.status = Status::Active;
+            } else if v.view.status == Status::Active {
+                v.view.status = Status::Inactive;
+            }
+        }
+    }
+
+    /// `digest` processed its first batch; `stall` is how long the flow
+    /// stood still for the swap, if it happened at a batch boundary.
+    pub fn first_batch(&self, digest: &str, stall: Option<Duration>) {
+        if let Some(v) = lock(&self.versions).iter_mut().rev().find(|v| v.view.digest == digest) {
+            v.view.first_batch_ms.get_or_insert(v.accepted.elapsed().as_secs_f64() * 1e3);
+            v.view.swap_stall_ms = stall.map(|d| d.as_secs_f64() * 1e3);
+        }
+    }
+
+    /// `digest` passed probation.
+    pub fn proven(&self, digest: &str) {
+        if let Some(v) = lock(&self.versions).iter_mut().rev().find(|v| v.view.digest == digest) {
+            v.view.proven = true;
+        }
+    }
+
+    /// `failed` failed during probation with `error`; `back` serves again.
+    pub fn rolled_back(&self, failed: &str, back: &str, error: &str) {
+        let mut versions = lock(&self.versions);
+        if let Some(v) = versions.iter_mut().rev().find(|v| v.view.digest == failed) {
+            v.view.status = Status::RolledBack;
+            v.view.error = Some(error.to_string());
+        }
+        if let Some(v) = versions.iter_mut().rev().find(|v| v.view.digest == back) {
+            v.view.status = Status::Active;
+        }
+    }
+
+    /// The cell the step's circuit breaker writes its state to.
+    pub fn circuit_cell(&self) -> Arc<AtomicU8> {
+        self.circuit.clone()
+    }
+
+    pub fn circuit(&self) -> CircuitState {
+        match self.circuit.load(Ordering::Relaxed) {
+            1 => CircuitState::Open,
+            2 => CircuitState::HalfOpen,
+            _ => CircuitState::Closed,
+        }
+    }
+
+    pub fn versions(&self) -> Vec<VersionView> {
+        lock(&self.versions).iter().map(|v| v.view.clone()).collect()
+    }
+
+    pub fn active(&self) -> Option<String> {
+        lock(&self.versions).iter().rev().find(|v| v.view.status == Status::Active).map(|v| v.view.digest.clone())
+    }
+
+    fn record(&self, view: VersionView, plugin: Option<LoadedPlugin>, accepted: Instant) {
+        if view.status == Status::Rejected {
+            self.rejected.inc();
+        }
+        lock(&self.versions).push(Version { view, plugin, accepted });
+    }
+
+    /// Starts `plugin` aside, hands it to the step and waits until the step
+    /// runs it. `compile_ms` is what loading it cost the caller.
+    fn offer(
+        &self,
+        plugin: LoadedPlugin,
+        origin: Origin,
+        accepted: Instant,
+        compile_ms: f64,
+    ) -> Result<VersionView, DeployError> {
+        let digest = plugin.digest.to_string();
+        let t = Instant::now();
+        let started = PluginInstance::start(plugin.clone(), self.settings.clone());
+        let init_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut view = VersionView {
+            digest: digest.clone(),
+            origin,
+            status: Status::Inactive,
+            loaded_at: now_rfc3339(),
+            error: None,
+            compile_ms,
+            init_ms,
+            first_batch_ms: None,
+            swap_stall_ms: None,
+            proven: false,
+        };
+        let instance = match started {
+            Ok(i) => i,
+            Err(e) => {
+                view.status = Status::Rejected;
+                view.error = Some(e.to_string());
+                self.record(view, None, accepted);
+                tracing::error!(step = %self.step, %digest, error = %e, "new plugin version rejected; the old one serves on");
+                return Err(DeployError::Rejected(e.to_string()));
+            }
+        };
+        self.record(view, Some(plugin), accepted);
+        let (reply, taken) = crossbeam_channel::bounded(1);
+        *lock(&self.pending) = Some(Pending { instance, accepted, reply });
+        self.has_pending.store(true, Ordering::Release);
+        if taken.recv_timeout(SWAP_WAIT).is_err() {
+            // Withdraw it, unless the step took it at the last moment.
+            self.has_pending.store(false, Ordering::Release);
+            if lock(&self.pending).take().is_some() {
+                return Err(DeployError::NotRunning);
+            }
+        }
+        tracing::info!(step = %self.step, %digest, ?origin, "plugin version activated");
+        let versions = lock(&self.versions);
+        Ok(versions.iter().rev().find(|v| v.view.digest == digest).map(|v| v.view.clone()).expect("recorded above"))
+    }
+}
+
+impl Deployments {
+    pub fn new(
+        pipeline: String,
+        engine: Arc<PluginEngine>,
+        steps: Vec<Arc<StepControl>>,
+        queries: Vec<String>,
+        running: Arc<AtomicBool>,
+    ) -> Self {
+        Deployments { pipeline, engine, steps, queries, running }
+    }
+
+    pub fn step(&self, name: &str) -> Result<&Arc<StepControl>, DeployError> {
+        self.steps.iter().find(|s| s.step == name).ok_or_else(|| DeployError::NoStep(name.to_string()))
+    }
+
+    pub fn steps(&self) -> &[Arc<StepControl>] {
+        &self.steps
+    }
+
+    pub fn queries(&self) -> &[String] {
+        &self.queries
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Deploys the component `bytes` to `step`. Returns the new version's
+    /// record once the step runs it; the same bytes as the active version
+    /// change nothing.
+    pub fn deploy(&self, step: &str, bytes: &[u8], origin: Origin) -> Result<VersionView, DeployError> {
+        let accepted = Instant::now();
+        let control = self.step(step)?;
+        let _one = lock(&control.deploying);
+        let shown = Path::new("upload").join(format!("{step}.wasm"));
+        let t = Instant::now();
+        let loaded = self.engine.load_bytes(&shown, bytes);
+        let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+        let plugin = match loaded {
+            Ok(p) => p,
+            Err(e) => {
+                let view = VersionView {
+                    digest: weir_plugin_host::digest(bytes),
+                    origin,
+                    status: Status::Rejected,
+                    loaded_at: now_rfc3339(),
+                    error: Some(e.to_string()),
+                    compile_ms,
+                    init_ms: 0.0,
+                    first_batch_ms: None,
+                    swap_stall_ms: None,
+                    proven: false,
+                };
+                control.record(view, None, accepted);
+                tracing::error!(step, error = %e, "new plugin version rejected; the old one serves on");
+                return Err(DeployError::Rejected(e.to_string()));
+            }
+        };
+        if control.active().as_deref() == Some(&*plugin.digest) {
+            let versions = control.versions();
+            return Ok(versions.into_iter().rev().find(|v| v.status == Status::Active).expect("active"));
+        }
+        control.offer(plugin, origin, accepted, compile_ms)
+    }
+
+    /// Rolls `step` back to version `digest` (a unique prefix will do), or,
+    /// without one, to the version that served before the active one.
+    pub fn rollback(&self, step: &str, digest: Option<&str>) -> Result<VersionView, DeployError> {
+        let accepted = Instant::now();
+        let control = self.step(step)?;
+        let _one = lock(&control.deploying);
+        let plugin = {
+            let versions = lock(&control.versions);
+            let active = versions.iter().rposition(|v| v.view.status == Status::Active);
+            let candidate = versions.iter().enumerate().rev().find(|(i, v)| match digest {
+                Some(d) => v.view.digest.starts_with(d) && v.plugin.is_some(),
+                None => Some(*i) != active && v.view.status == Status::Inactive && v.plugin.is_some(),
+            });
+            match candidate {
+                Some((_, v)) => v.plugin.clone().expect("checked"),
+                None => return Err(DeployError::NoVersion(digest.unwrap_or("before the active one").to_string())),
+            }
+        };
+        control.offer(plugin, Origin::Rollback, accepted, 0.0)
+    }
+}

@@ -1,0 +1,134 @@
+//! The checkpoint taker. It runs on the worker thread between batches —
+//! every point between two batches is a batch boundary — so a checkpoint
+//! needs no barrier: flush the sinks, snapshot the steps, write the file,
+//! and let the connectors that commit with checkpoints (a Kafka
+//! transaction) do so, in the order their [`Coordinator`] chooses.
+
+use super::worker::SinkSlot;
+use crate::checkpoint::{Checkpoint, CheckpointStore, Position};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use weir_core::checkpoint::Coordinator;
+use weir_core::metrics::DurabilityMetrics;
+use weir_core::now_ms;
+use weir_core::step::Step;
+
+pub struct Checkpointer {
+    pub(super) store: CheckpointStore,
+    pub(super) interval: Duration,
+    pub(super) pipeline: String,
+    /// Source names by index.
+    pub(super) source_names: Vec<String>,
+    pub(super) positions: BTreeMap<String, Position>,
+    /// The connectors that commit with checkpoints.
+    pub(super) coordinators: Vec<Box<dyn Coordinator>>,
+    /// The dead-letter output, whose length each checkpoint records.
+    pub(super) dead: std::sync::Arc<weir_core::dead_letter::DeadLetters>,
+    pub(super) metrics: DurabilityMetrics,
+    /// Set when a checkpoint was restored: the first new one reports the
+    /// time since start as the recovery time.
+    pub(super) recovering_since: Option<Instant>,
+    pub(super) last: Instant,
+    pub(super) dirty: bool,
+}
+
+impl Checkpointer {
+    /// Records a source's position after a batch was handled.
+    pub fn note(&mut self, position: Option<(u16, Position)>) {
+        if let Some((i, p)) = position
+            && let Some(name) = self.source_names.get(i as usize)
+        {
+            self.positions.insert(name.clone(), p);
+        }
+        self.dirty = true;
+    }
+
+    /// A source gives `revoked` partitions away: checkpoint now (their
+    /// positions commit), then stop recording them — their new owner does.
+    pub fn revoke(
+        &mut self,
+        revoked: Vec<(String, Vec<i32>)>,
+        steps: &[Box<dyn Step>],
+        sinks: &mut [SinkSlot],
+    ) -> std::io::Result<()> {
+        self.take(steps, sinks)?;
+        for (source, partitions) in revoked {
+            if let Some(p) = self.positions.get_mut(&source) {
+                p.release(&partitions);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a checkpoint is due.
+    pub fn due(&self) -> bool {
+        self.dirty && self.last.elapsed() >= self.interval
+    }
+
+    /// Takes a checkpoint. An error means the pipeline must stop: what was
+    /// written since the last checkpoint is not committed, and the next run
+    /// resumes from it.
+    pub fn take(&mut self, steps: &[Box<dyn Step>], sinks: &mut [SinkSlot]) -> std::io::Result<()> {
+        let started = Instant::now();
+        let result = self.take_inner(steps, sinks);
+        match &result {
+            Ok(bytes) => {
+                let took = started.elapsed();
+                tracing::debug!(
+                    epoch = self.store.next_epoch() - 1,
+                    bytes,
+                    ms = took.as_secs_f64() * 1e3,
+                    "checkpoint taken"
+                );
+                self.metrics.checkpoint_seconds.observe(took.as_secs_f64());
+                self.metrics.checkpoint_bytes.set(*bytes as i64);
+                self.metrics.checkpoint_epoch.set(self.store.next_epoch() as i64 - 1);
+                self.metrics.checkpoint_last_success.set(now_ms() as f64 / 1000.0);
+                self.metrics.checkpoints.with_label_values(&["ok"]).inc();
+                if let Some(since) = self.recovering_since.take() {
+                    let secs = since.elapsed().as_secs_f64();
+                    self.metrics.recovery_seconds.set(secs);
+                    tracing::info!(seconds = secs, "recovered: first checkpoint after the restore");
+                }
+            }
+            Err(e) => {
+                self.metrics.checkpoints.with_label_values(&["failed"]).inc();
+                tracing::error!("checkpoint {} failed: {e}", self.store.next_epoch());
+            }
+        }
+        self.last = Instant::now();
+        self.dirty = false;
+        result.map(|_| ())
+    }
+
+    fn take_inner(&mut self, steps: &[Box<dyn Step>], sinks: &mut [SinkSlot]) -> std::io::Result<u64> {
+        for slot in sinks.iter_mut() {
+            slot.sink.flush()?;
+        }
+        let checkpoint = Checkpoint {
+            epoch: self.store.next_epoch(),
+            pipeline: self.pipeline.clone(),
+            created_ms: now_ms(),
+            sources: self.positions.clone(),
+            steps: steps.iter().filter_map(|s| s.snapshot().map(|b| (s.name().to_string(), b))).collect(),
+            sinks: sinks.iter().filter_map(|s| s.sink.position().map(|p| (s.name.clone(), p))).collect(),
+            dead_letter: Some(self.dead.position()?),
+        };
+        let (store, positions) = (&mut self.store, &self.positions);
+        let mut write = || store.write(&checkpoint);
+        commit(&mut self.coordinators, checkpoint.epoch, positions, &mut write)
+    }
+}
+
+/// Lets each coordinator commit around the next, the innermost writing the file.
+fn commit(
+    coordinators: &mut [Box<dyn Coordinator>],
+    epoch: u64,
+    positions: &BTreeMap<String, Position>,
+    write: &mut dyn FnMut() -> std::io::Result<u64>,
+) -> std::io::Result<u64> {
+    match coordinators.split_first_mut() {
+        None => write(),
+        Some((first, rest)) => first.commit(epoch, positions, &mut || commit(rest, epoch, positions, write)),
+    }
+}

@@ -1,0 +1,451 @@
+//! Building a pipeline from its spec and running it to the end of its input
+//! or until it is told to stop.
+//!
+//! Two steps: [`prepare`] checks the spec in context, starts every plugin
+//! and opens every source and sink (nothing flows yet), and hands out what
+//! a server serves ([`ServerParts`]); [`Prepared::start`] starts the threads.
+//! The server itself is started between the two by the caller, so that the
+//! runtime does not depend on it.
+
+use super::plugin_step::{PluginStep, PluginStepOptions};
+use super::worker::Worker;
+use crate::deploy::{Deployments, StepControl};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use weir_config::{PipelineSpec, PluginSpec, Route, StepSpecKind};
+use weir_core::dead_letter::{self, DeadLetters};
+use weir_core::event::{Batch, FieldPlan, Ingested};
+use weir_core::ingest::IngestEndpoint;
+use weir_core::metrics::{Family, Metrics};
+use weir_core::source::{Fill, Source};
+use weir_core::step::Step;
+use weir_models::ModelRegistry;
+use weir_plugin_host::{InstanceSettings, PluginEngine, PluginInstance};
+use weir_query::{QueryStep, QueryStepSettings};
+
+/// Batches in flight between the sources and the worker; a full channel
+/// pauses the sources.
+const CHANNEL_BATCHES: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Overrides `[server] listen`.
+    pub listen: Option<String>,
+    /// Folder of precompiled components; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// The last checkpoint, or a replay.
+    pub from: weir_core::position::StartFrom,
+    /// This process's name among those running the pipeline: part of its
+    /// Kafka transactional id and group instance id.
+    pub instance: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { listen: None, cache_dir: None, from: Default::default(), instance: "0".into() }
+    }
+}
+
+/// A pipeline that is running.
+pub struct Running {
+    pub metrics: Metrics,
+    stop: Arc<AtomicBool>,
+    sources: Vec<JoinHandle<anyhow::Result<()>>>,
+    worker: JoinHandle<anyhow::Result<()>>,
+    started: Instant,
+    dead: Arc<DeadLetters>,
+    _watcher: Option<crate::deploy::Watcher>,
+    _models: ModelRegistry,
+    /// Hot-loading into the running steps.
+    pub deployments: Arc<Deployments>,
+    pipeline: String,
+}
+
+/// What a server serves for a pipeline: its metrics, its readiness, its
+/// plugin steps (admin API) and its push sources (ingestion).
+#[derive(Clone)]
+pub struct ServerParts {
+    pub metrics: Metrics,
+    /// True once every part has started and until the run ends.
+    pub ready: Arc<AtomicBool>,
+    pub deployments: Arc<Deployments>,
+    /// Push sources by name.
+    pub ingest: HashMap<String, Arc<dyn IngestEndpoint>>,
+    pub security: weir_config::ServerSpec,
+    /// Where to listen (`--listen`, else `[server] listen`), if anywhere.
+    pub listen: Option<String>,
+}
+
+/// A pipeline with every part started and opened, before the first event moves.
+pub struct Prepared {
+    spec: PipelineSpec,
+    metrics: Metrics,
+    dead: Arc<DeadLetters>,
+    models: ModelRegistry,
+    durable: super::durable::Durable,
+    steps: Vec<Box<dyn Step>>,
+    columns: Option<Arc<[String]>>,
+    sinks: Vec<super::worker::SinkSlot>,
+    opened: Vec<(String, Box<dyn Source>)>,
+    running_flag: Arc<AtomicBool>,
+    parts: ServerParts,
+}
+
+/// What a finished run did, for the summary.
+#[derive(Debug)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub elapsed: Duration,
+    pub events_read: u64,
+    pub bytes_read: u64,
+    pub steps: Vec<(String, u64, u64)>,
+    pub sinks: Vec<(String, u64)>,
+    pub dead_letters: Vec<(String, u64)>,
+    pub dead_letter_path: PathBuf,
+    pub stopped_by_signal: bool,
+    /// (step, capability, count) of refused capability uses.
+    pub denied: Vec<(String, String, u64)>,
+}
+
+/// Checks `spec` in context and starts every part of the pipeline but its
+/// threads. Fails, with nothing left running, if a plugin, file or
+/// connection cannot be opened.
+pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared> {
+    let checked = super::build::check(&spec)?;
+    let metrics = Metrics::new(&spec.name);
+    let dead_path = spec.dead_letter.clone().unwrap_or_else(|| PathBuf::from(dead_letter::DEFAULT_PATH));
+    let source_names = spec.sources.iter().map(|s| s.name.clone()).collect();
+    let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()).with_redact(spec.redact.clone()));
+
+    let models = ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
+    let engine = Arc::new(PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?);
+    let mut durable = super::durable::Durable::open(&spec, opts.from, &opts.instance, &metrics)?;
+    let Built { mut steps, columns, controls } = build_steps(&spec, &checked, &engine, &metrics, &models)?;
+    durable.restore_steps(&mut steps)?;
+    durable.restore_dead_letters(&dead)?;
+    let running_flag = Arc::new(AtomicBool::new(true));
+    let queries =
+        spec.steps.iter().filter(|s| matches!(s.kind, StepSpecKind::Query(_))).map(|s| s.name.clone()).collect();
+    let deployments = Arc::new(Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone()));
+    let sinks = super::durable::open_sinks(&spec, &mut durable, &metrics)?;
+    let mut opened = Vec::new();
+    let mut ingest = HashMap::new();
+    for (i, s) in spec.sources.iter().enumerate() {
+        let (source, http) = durable
+            .open_source(&spec, i, &dead, &metrics)
+            .with_context(|| format!("cannot open source `{}`", s.name))?;
+        if let Some(h) = http {
+            ingest.insert(s.name.clone(), h);
+        }
+        opened.push((s.name.clone(), source));
+    }
+    let listen = opts.listen.clone().or(spec.listen.clone());
+    if listen.is_none()
+        && let Some(name) = ingest.keys().next()
+    {
+        anyhow::bail!(
+            "source `{name}` is an http source: the pipeline needs a server ([server] listen, or weir run --listen)"
+        );
+    }
+    let parts = ServerParts {
+        metrics: metrics.clone(),
+        ready: Arc::new(AtomicBool::new(false)),
+        deployments,
+        ingest,
+        security: spec.server.clone(),
+        listen,
+    };
+    Ok(Prepared { spec, metrics, dead, models, durable, steps, columns, sinks, opened, running_flag, parts })
+}
+
+/// Prepares and starts a pipeline without a server (benchmarks, tests).
+pub fn start(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Running> {
+    prepare(spec, opts)?.start()
+}
+
+impl Prepared {
+    /// What a server serves for this pipeline.
+    pub fn server_parts(&self) -> &ServerParts {
+        &self.parts
+    }
+
+    /// Starts the sources and the worker; the returned [`Running`] is
+    /// waited on with [`Running::wait`].
+    pub fn start(self) -> anyhow::Result<Running> {
+        let Prepared { spec, metrics, dead, models, durable, steps, columns, sinks, opened, running_flag, parts } =
+            self;
+        let deployments = parts.deployments.clone();
+        let watcher = match &spec.deploy_watch {
+            Some(dir) => Some(
+                crate::deploy::Watcher::start(dir, deployments.clone())
+                    .with_context(|| format!("cannot watch `{}`", dir.display()))?,
+            ),
+            None => None,
+        };
+
+        // Every plugin has started and every source and sink is open: ready,
+        // before the first event moves.
+        metrics.set_up(true);
+        parts.ready.store(true, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = crossbeam_channel::bounded::<Ingested>(CHANNEL_BATCHES);
+        let mut source_threads = Vec::new();
+        for (index, (name, mut source)) in opened.into_iter().enumerate() {
+            let (tx, stop, m) = (tx.clone(), stop.clone(), metrics.source(&name));
+            let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
+            // A query step right after the sources gets its fields read while
+            // the events are decoded: one parse per event.
+            let plan = source.field_plan().map(|p| match &columns {
+                Some(c) => Arc::new(FieldPlan { columns: Some(c.clone()), ..(*p).clone() }),
+                None => p,
+            });
+            let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
+                let result = (|| -> std::io::Result<()> {
+                    let mut read_so_far = source.bytes_read();
+                    let mut draining = false;
+                    loop {
+                        if !draining && stop.load(Ordering::Relaxed) {
+                            // An HTTP source refuses new requests and hands over
+                            // what it accepted; others stop here.
+                            draining = source.drains_after_stop();
+                            if !draining {
+                                break;
+                            }
+                        }
+                        let mut batch = Batch::with_capacity(batch_size, batch_size * 160);
+                        let fill = source.fill(&mut batch, batch_size, linger)?;
+                        let read = source.bytes_read();
+                        m.bytes.inc_by(read - read_so_far);
+                        read_so_far = read;
+                        if !batch.is_empty() {
+                            m.events.inc_by(batch.len() as u64);
+                            m.batch_events.observe(batch.len() as f64);
+                            let mut msg = Ingested::new(batch, plan.clone());
+                            msg.position = source.position().map(|p| (index as u16, p));
+                            // Decode here while the worker has work queued;
+                            // otherwise leave it to the worker, which would wait.
+                            if !tx.is_empty() {
+                                msg.decode();
+                            }
+                            if tx.send(msg).is_err() {
+                                break; // the worker is gone; its error is reported there
+                            }
+                        }
+                        if fill == Fill::Done {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })();
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                result.with_context(|| format!("source `{name}` failed"))
+            })?;
+            source_threads.push(handle);
+        }
+        drop(tx);
+
+        let checkpointing = spec.checkpoint.is_some();
+        let gate = durable.gate.clone();
+        let mut worker = Worker::new(steps, sinks, durable.checkpointer(&spec, &metrics, dead.clone()));
+        let worker_dead = dead.clone();
+        let worker_stop = stop.clone();
+        let worker = std::thread::Builder::new().name("worker".into()).spawn(move || {
+            let result = (|| -> std::io::Result<()> {
+                loop {
+                    // A Kafka rebalance waits (in its source's thread, which
+                    // sends nothing meanwhile) until every batch it sent is
+                    // handled and checkpointed.
+                    if rx.is_empty()
+                        && let Some(revoked) = gate.pending()
+                    {
+                        worker.revoke(revoked)?;
+                        gate.complete();
+                    }
+                    let mut msg = match rx.recv_timeout(crate::deploy::IDLE_TICK) {
+                        Ok(msg) => msg,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            worker.idle()?;
+                            continue;
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    };
+                    msg.decode();
+                    msg.send_refused(&worker_dead)?;
+                    worker.handle(msg.batch, msg.position, &worker_dead)?;
+                }
+                // All sources are done: release what steps hold, flush. Stopped
+                // by a signal with checkpoints, the steps keep their state (it
+                // is in the last checkpoint) for the next run instead.
+                let release = !(checkpointing && worker_stop.load(Ordering::Relaxed));
+                worker.finish(&worker_dead, release)?;
+                Ok(())
+            })();
+            if result.is_err() {
+                worker_stop.store(true, Ordering::Relaxed);
+            }
+            gate.worker_gone();
+            running_flag.store(false, Ordering::Relaxed);
+            result.context("worker failed")
+        })?;
+
+        Ok(Running {
+            metrics,
+            stop,
+            sources: source_threads,
+            worker,
+            started: Instant::now(),
+            dead,
+            _watcher: watcher,
+            _models: models,
+            deployments,
+            pipeline: spec.name.clone(),
+        })
+    }
+}
+
+/// The steps, the fields to read at ingestion when the first is a query,
+/// and the controls of the plugin steps.
+struct Built {
+    steps: Vec<Box<dyn Step>>,
+    columns: Option<Arc<[String]>>,
+    controls: Vec<Arc<StepControl>>,
+}
+
+fn build_steps(
+    spec: &PipelineSpec,
+    checked: &super::build::Checked,
+    engine: &PluginEngine,
+    metrics: &Metrics,
+    models: &ModelRegistry,
+) -> anyhow::Result<Built> {
+    let mut columns = None;
+    let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    let mut controls = Vec::new();
+    for (i, s) in spec.steps.iter().enumerate() {
+        match &s.kind {
+            StepSpecKind::Plugin(p) => {
+                // Keyed state is keyed by the sources' key field.
+                let key_field = spec.sources.iter().find_map(|s| s.key_field.as_deref());
+                let (instance, settings) = start_plugin(engine, &s.name, p, metrics, models, key_field)?;
+                let fallback = match &p.circuit.fallback {
+                    Some((path, config)) => {
+                        let spec = PluginSpec { plugin: path.clone(), config: config.clone(), ..p.clone() };
+                        let (fallback, _) = start_plugin(engine, &s.name, &spec, metrics, models, key_field)
+                            .context("the circuit's fallback plugin")?;
+                        Some(fallback)
+                    }
+                    None => None,
+                };
+                let opts = PluginStepOptions {
+                    circuit: p.circuit.clone(),
+                    fallback,
+                    probation_batches: spec.probation_batches,
+                };
+                let (step, control) = PluginStep::new(instance, settings, metrics, opts);
+                steps.push(Box::new(step));
+                controls.push(control);
+            }
+            StepSpecKind::Query(q) => {
+                let settings = QueryStepSettings {
+                    name: s.name.clone(),
+                    plan: checked.plans[i].clone().expect("a query step has a plan"),
+                    lateness: i64::try_from(q.allowed_lateness.as_millis()).unwrap_or(i64::MAX),
+                    out_of_orderness: spec
+                        .sources
+                        .iter()
+                        .map(|src| i64::try_from(src.max_out_of_orderness.as_millis()).unwrap_or(i64::MAX))
+                        .collect(),
+                    late_to_dead_letter: !spec
+                        .sinks
+                        .iter()
+                        .any(|k| matches!(&k.from, Route::Step { step, output } if *step == i && output == "late")),
+                };
+                let step = QueryStep::new(settings, metrics.step(&s.name), metrics.window(&s.name));
+                if i == 0 {
+                    columns = Some(step.columns());
+                }
+                steps.push(Box::new(step));
+            }
+        }
+    }
+    Ok(Built { steps, columns, controls })
+}
+
+/// Loads a step's plugin and starts an instance with its config, limits
+/// and grants; errors name the step. The settings start later versions.
+pub fn start_plugin(
+    engine: &PluginEngine,
+    step: &str,
+    s: &PluginSpec,
+    metrics: &Metrics,
+    models: &ModelRegistry,
+    key_field: Option<&str>,
+) -> anyhow::Result<(PluginInstance, InstanceSettings)> {
+    let plugin = engine.load(&s.plugin).with_context(|| format!("step `{step}`"))?;
+    let settings = InstanceSettings {
+        step: step.to_string(),
+        config: s.config.clone(),
+        limits: s.limits.clone(),
+        grants: s.grants.clone(),
+        metrics: metrics.plugin_api(step),
+        models: s.models.iter().filter_map(|m| models.get(m)).collect(),
+        state: Some(weir_plugin_host::KeyedState::new(key_field.map(str::to_string))),
+    };
+    let instance = PluginInstance::start(plugin, settings.clone()).with_context(|| format!("step `{step}`"))?;
+    tracing::info!(step = %step, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");
+    Ok((instance, settings))
+}
+
+impl Running {
+    /// The flag that stops the sources; the worker then drains what is in
+    /// flight, flushes, and the run ends.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Waits for the end of the input (or a stop) and reports.
+    pub fn wait(self) -> anyhow::Result<RunReport> {
+        let mut first_error = None;
+        for h in self.sources {
+            if let Err(e) = h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a source thread panicked"))) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.worker.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the worker thread panicked"))) {
+            first_error.get_or_insert(e);
+        }
+        self.metrics.set_up(false);
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let m = &self.metrics;
+        let ins = m.by_label(Family::StepIn);
+        let rejected = m.by_label(Family::StepRejected);
+        let steps = ins
+            .into_iter()
+            .map(|(name, n)| {
+                let r = rejected.iter().find(|(s, _)| *s == name).map_or(0, |(_, r)| *r);
+                (name, n, r)
+            })
+            .collect();
+        Ok(RunReport {
+            pipeline: self.pipeline,
+            elapsed: self.started.elapsed(),
+            events_read: m.source_events_total(),
+            bytes_read: m.source_bytes_total(),
+            steps,
+            sinks: m.by_label(Family::SinkEvents),
+            dead_letters: m.by_label(Family::DeadLetter),
+            dead_letter_path: self.dead.path().to_path_buf(),
+            stopped_by_signal: self.stop.load(Ordering::Relaxed),
+            denied: m.denied(),
+        })
+    }
+}

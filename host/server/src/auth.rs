@@ -1,0 +1,193 @@
+//! Bearer tokens with scopes, and the audit log of admin actions.
+//!
+//! Tokens are kept as SHA-256 hashes; a presented token is hashed and
+//! compared with every known hash in constant time. Each route needs one
+//! scope: `/healthz` none, `/metrics` `read` (none if configured public),
+//! `/readyz` and `GET /api/v1/...` `read`, `POST /api/v1/ingest/...`
+//! `ingest`, other `POST`s (uploads, rollbacks) `admin`. Without tokens
+//! the server only runs on loopback and checks nothing.
+
+use super::AppState;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::IntCounterVec;
+use serde::Serialize;
+use sha2::Digest;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use subtle::ConstantTimeEq;
+use weir_config::{Scope, TokenSpec};
+
+/// Who made a request, for the audit log: a token id, or "-" when the
+/// server checks no tokens (loopback only).
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+/// The scope a request needs, if any.
+pub fn required_scope(method: &Method, path: &str, metrics_public: bool) -> Option<Scope> {
+    match path {
+        "/healthz" => None,
+        "/metrics" if metrics_public => None,
+        "/metrics" | "/readyz" => Some(Scope::Read),
+        p if p.starts_with("/api/v1/ingest/") => Some(Scope::Ingest),
+        _ if method == Method::GET || method == Method::HEAD => Some(Scope::Read),
+        _ => Some(Scope::Admin),
+    }
+}
+
+/// The token whose hash matches `presented`, checking every token.
+fn find<'a>(tokens: &'a [TokenSpec], presented: &str) -> Option<&'a TokenSpec> {
+    let hash: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+    let mut found = None;
+    for t in tokens {
+        if bool::from(t.sha256.ct_eq(&hash)) {
+            found = Some(t);
+        }
+    }
+    found
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let mut r = (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"weir\""));
+    }
+    r
+}
+
+/// The middleware: 401 without a valid token, 403 without the scope.
+pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let tokens = &s.security.tokens;
+    let needed = required_scope(req.method(), req.uri().path(), s.security.metrics_public);
+    if tokens.is_empty() || needed.is_none() {
+        req.extensions_mut().insert(Caller("-".into()));
+        return next.run(req).await;
+    }
+    let needed = needed.expect("checked");
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let target = req.uri().path().to_string();
+    let (status, caller, message) = match presented.and_then(|p| find(tokens, p)) {
+        None => (StatusCode::UNAUTHORIZED, "-".to_string(), "a valid bearer token is required"),
+        Some(t) if !t.scopes.contains(&needed) => (StatusCode::FORBIDDEN, t.id.clone(), "the token lacks the scope"),
+        Some(t) => {
+            req.extensions_mut().insert(Caller(t.id.clone()));
+            return next.run(req).await;
+        }
+    };
+    if needed == Scope::Admin
+        && let Some(audit) = &s.audit
+    {
+        audit.record(&caller, action_of(&target), &target, None, "denied");
+    }
+    // Read a small body so that the connection stays usable for the
+    // client's next request; a larger one is not read, and the connection
+    // is closed instead (an unauthenticated caller gets no upload for free).
+    let drained = axum::body::to_bytes(req.into_body(), 64 << 10).await.is_ok();
+    let mut r = refuse(status, &format!("{message} `{}`", needed.name()));
+    if !drained {
+        r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    r
+}
+
+/// The audit action of an admin path.
+pub fn action_of(path: &str) -> &'static str {
+    if path.ends_with("/versions") {
+        "plugin-upload"
+    } else if path.ends_with("/rollback") {
+        "plugin-rollback"
+    } else {
+        "admin"
+    }
+}
+
+/// The append-only audit log: one JSON line per admin action.
+pub struct Audit {
+    file: Mutex<std::fs::File>,
+    events: IntCounterVec,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    token: &'a str,
+    action: &'a str,
+    target: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<&'a str>,
+    result: &'a str,
+}
+
+impl Audit {
+    pub fn open(path: &Path, events: IntCounterVec) -> std::io::Result<Audit> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("audit log `{}`: {e}", path.display())))?;
+        Ok(Audit { file: Mutex::new(file), events })
+    }
+
+    /// Appends one line (written and flushed before the answer goes out).
+    pub fn record(&self, token: &str, action: &str, target: &str, digest: Option<&str>, result: &str) {
+        let line = Line {
+            time: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            token,
+            action,
+            target,
+            digest,
+            result,
+        };
+        let mut text = serde_json::to_vec(&line).expect("JSON to memory");
+        text.push(b'\n');
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = f.write_all(&text).and_then(|()| f.sync_data()) {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
+        self.events.with_label_values(&[action, result]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_needs_its_scope() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(required_scope(&get, "/healthz", false), None);
+        assert_eq!(required_scope(&get, "/metrics", false), Some(Scope::Read));
+        assert_eq!(required_scope(&get, "/metrics", true), None);
+        assert_eq!(required_scope(&get, "/readyz", true), Some(Scope::Read));
+        assert_eq!(required_scope(&post, "/api/v1/ingest/devices", false), Some(Scope::Ingest));
+        assert_eq!(required_scope(&get, "/api/v1/pipelines", false), Some(Scope::Read));
+        assert_eq!(required_scope(&post, "/api/v1/pipelines/p/steps/s/versions", false), Some(Scope::Admin));
+        assert_eq!(required_scope(&post, "/anything/else", false), Some(Scope::Admin));
+    }
+
+    #[test]
+    fn tokens_are_found_by_hash() {
+        let token = |id: &str, secret: &str| TokenSpec {
+            id: id.into(),
+            sha256: sha2::Sha256::digest(secret.as_bytes()).into(),
+            scopes: vec![Scope::Read],
+        };
+        let tokens = [token("a", "alpha-secret-0001"), token("b", "bravo-secret-0002")];
+        assert_eq!(find(&tokens, "bravo-secret-0002").map(|t| t.id.as_str()), Some("b"));
+        assert!(find(&tokens, "bravo-secret-0003").is_none());
+        assert!(find(&tokens, "").is_none());
+    }
+}

@@ -1,0 +1,166 @@
+//! weir-server: the HTTP server. It may depend on `weir-core`,
+//! `weir-config` and `weir-runtime`.
+//!
+//! The HTTP server: `/healthz`, `/readyz`, `/metrics` (Prometheus text), the
+//! admin API under `/api/v1` ([`admin`]) and HTTP ingestion ([`ingest`]),
+//! behind bearer-token scopes ([`auth`]), over HTTPS (rustls) or plain HTTP.
+//! It runs on its own small tokio runtime, apart from the data path.
+//!
+//! Plain HTTP is served only on loopback unless `allow_plaintext` says
+//! otherwise, and a server without tokens only on loopback.
+
+mod admin;
+mod auth;
+mod ingest;
+
+pub use auth::{Audit, Caller};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use weir_config::ServerSpec;
+use weir_core::ingest::{IngestEndpoint, IngestOutcome};
+use weir_core::metrics::Metrics;
+use weir_runtime::deploy::Deployments;
+use weir_runtime::pipeline::ServerParts;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Metrics,
+    pub ready: Arc<AtomicBool>,
+    pub deployments: Option<Arc<Deployments>>,
+    /// HTTP sources by name.
+    pub ingest: Arc<HashMap<String, Arc<dyn IngestEndpoint>>>,
+    pub security: Arc<ServerSpec>,
+    pub audit: Option<Arc<Audit>>,
+}
+
+impl AppState {
+    fn ingest_requests(&self, source: &str, outcome: &IngestOutcome) {
+        self.metrics.ingest_request(source, outcome.label());
+    }
+}
+
+/// The routes, without a socket (tests call it with `oneshot`).
+pub fn app(state: AppState) -> Router {
+    let max_body = state.ingest.values().map(|i| i.max_body()).max().unwrap_or(0);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/ingest/{source}",
+            axum::routing::post(ingest::ingest).layer(axum::extract::DefaultBodyLimit::max(max_body.max(1))),
+        )
+        .merge(admin::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if s.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
+}
+
+/// A running server; dropping it shuts it down.
+pub struct Server {
+    pub addr: SocketAddr,
+    handle: axum_server::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `listen` now (so a busy port is an error at start), checks the
+    /// security settings against the address, and serves on a background thread.
+    pub fn start(listen: &str, parts: ServerParts) -> anyhow::Result<Server> {
+        let std_listener =
+            std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on `{listen}`"))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let sec = &parts.security;
+        if !addr.ip().is_loopback() {
+            anyhow::ensure!(
+                !sec.tokens.is_empty(),
+                "the server listens on {addr}, beyond loopback, so it needs [[server.tokens]] (bearer tokens with scopes); \
+                 or listen on 127.0.0.1"
+            );
+            anyhow::ensure!(
+                sec.tls.is_some() || sec.allow_plaintext,
+                "the server listens on {addr}, beyond loopback, without [server.tls]; give a certificate and key, \
+                 or set allow_plaintext = true to serve plain HTTP there on purpose"
+            );
+        }
+        let audit = match &sec.audit_log {
+            Some(path) => Some(Arc::new(Audit::open(path, parts.metrics.audit_events())?)),
+            None => None,
+        };
+        let tls = match &sec.tls {
+            Some((cert, key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let cert_pem = std::fs::read(cert).with_context(|| format!("cannot read `{}`", cert.display()))?;
+                let key_pem = std::fs::read(key).with_context(|| format!("cannot read `{}`", key.display()))?;
+                Some((cert_pem, key_pem))
+            }
+            None => None,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let tls = match tls {
+            Some((cert, key)) => Some(
+                runtime
+                    .block_on(axum_server::tls_rustls::RustlsConfig::from_pem(cert, key))
+                    .context("the TLS certificate or key cannot be used")?,
+            ),
+            None => None,
+        };
+        let router = app(AppState {
+            metrics: parts.metrics,
+            ready: parts.ready,
+            deployments: Some(parts.deployments),
+            ingest: Arc::new(parts.ingest),
+            security: Arc::new(parts.security),
+            audit,
+        });
+        let handle = axum_server::Handle::new();
+        let serve_handle = handle.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let thread = std::thread::Builder::new().name("http".into()).spawn(move || {
+            runtime.block_on(async move {
+                let service = router.into_make_service();
+                let served = match tls {
+                    Some(config) => {
+                        axum_server::from_tcp_rustls(std_listener, config).handle(serve_handle).serve(service).await
+                    }
+                    None => axum_server::from_tcp(std_listener).handle(serve_handle).serve(service).await,
+                };
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            });
+        })?;
+        tracing::info!(%addr, scheme, "serving /healthz, /readyz, /metrics and /api/v1");
+        Ok(Server { addr, handle, thread: Some(thread) })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
