@@ -11,6 +11,9 @@ pub mod plugin;
 pub mod progress;
 mod run;
 
+#[cfg(test)]
+mod reference;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -181,7 +181,9 @@ pub struct SourceConfig {
     /// Field holding the event's key (string or number). An event without it
     /// goes to the dead-letter output.
     pub key_field: Option<String>,
-    /// Bounded out-of-orderness of event times, e.g. "5s" (used by windows).
+    /// How far event times may run behind the latest one, e.g. "5s"
+    /// (default "0s"): query steps' watermarks trail the latest event time
+    /// by this much (see queries.md).
     #[serde(default, with = "humantime_serde::option")]
     pub max_out_of_orderness: Option<Duration>,
     /// A JSON Schema file each event must satisfy; violations go to the
@@ -356,7 +358,8 @@ pub const SINK_KEYS: &[&str] = &["name", "kind", "from"];
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
-    /// NDJSON file of dead-letter records.
+    /// NDJSON file of dead-letter records, created at the first record
+    /// (default "dead-letter.ndjson").
     pub path: Option<PathBuf>,
     /// Fields whose values are masked ("***") wherever they appear in the
     /// original event of a dead-letter record, e.g. ["PatientId", "ssn"].

@@ -19,7 +19,10 @@ use weir_core::source::{Fill, Opened, Source};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratorOptions {
-    /// What to generate: "vitals", "orders" or "transactions".
+    /// What to generate: "vitals" (PatientId, EventTime, HeartRate,
+    /// Temperature, SpO2, RespiratoryRate, SystolicBP), "orders" (order_id,
+    /// patient_id, ordered_at, drug, active_medications) or "transactions"
+    /// (transaction_id, card_id, EventTime, amount, merchant_category, country).
     pub generate: GeneratorKind,
     /// Events per second; 0 (the default) is as fast as possible.
     pub rate: Option<u64>,
