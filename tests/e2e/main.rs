@@ -2,6 +2,7 @@
 
 mod harness;
 mod live;
+mod metrics;
 
 mod checkpoints;
 mod config_errors;

@@ -29,6 +29,11 @@ pub struct RunArgs {
     /// Kafka transactional id and group instance id); keep it across restarts.
     #[arg(long, env = "WEIR_INSTANCE", default_value = "0")]
     pub instance: String,
+    /// At the end of the run, write every metric (Prometheus text format)
+    /// to this file, e.g. for node_exporter's textfile collector after a
+    /// batch replay. Written whole (renamed into place), also after a failure.
+    #[arg(long)]
+    pub metrics_file: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -57,7 +62,11 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let progress = (!quiet).then(|| Progress::spawn(running.metrics.clone()));
+    let metrics = running.metrics.clone();
     let report = running.wait();
+    if let Some(path) = &args.metrics_file {
+        write_metrics(path, &metrics.render())?;
+    }
     if let Some(p) = progress {
         p.finish();
     }
@@ -70,4 +79,12 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     drop(server);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path` under a temporary name, then renames it into place.
+fn write_metrics(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let tmp = path.with_extension("prom.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("--metrics-file: cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("--metrics-file: cannot write `{}`", path.display()))
 }

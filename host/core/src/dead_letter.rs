@@ -4,6 +4,7 @@
 
 use crate::event::Origin;
 use crate::metrics::Metrics;
+use crate::metrics::events::{DeadLettered, InternalEvent};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -114,7 +115,8 @@ impl DeadLetters {
             };
             serde_json::to_writer(&mut *w, &record)?;
             w.write_all(b"\n")?;
-            self.metrics.dead_letter(dl.reason).inc();
+            let counter = self.metrics.dead_letter(dl.reason);
+            DeadLettered { counter: &counter, reason: dl.reason, step: dl.step }.emit();
             wrote = true;
         }
         if wrote && let Some(w) = guard.as_mut() {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 use weir_core::metrics::ModelMetrics;
+use weir_core::metrics::events::{InternalEvent, ModelReload};
 
 pub use weir_config::ModelSpec;
 
@@ -78,15 +79,14 @@ impl Model {
         };
         match new {
             Ok(v) => {
-                tracing::info!(model = %self.name, from = %old.digest, to = %v.digest, "model reloaded");
-                self.metrics.swapped(&self.name, &old.digest, &v.digest);
+                let (metrics, model) = (&self.metrics, &*self.name);
+                ModelReload::Swapped { metrics, model, from: &old.digest, to: &v.digest }.emit();
                 *self.current.write().expect("model lock") = Arc::new(v);
                 self.generation.fetch_add(1, Ordering::AcqRel);
             }
             Err(e) => {
-                tracing::error!(model = %self.name, path = %self.path.display(), error = %e,
-                    "MODEL RELOAD FAILED; the previous version keeps serving");
-                self.metrics.reload_failed(&self.name);
+                let (metrics, model, path) = (&self.metrics, &*self.name, &*self.path);
+                ModelReload::Failed { metrics, model, path, error: &e }.emit();
             }
         }
     }

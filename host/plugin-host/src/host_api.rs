@@ -3,6 +3,7 @@
 use super::bindings::weir::plugin::{host, models, types};
 use super::instance::StoreData;
 use std::collections::HashMap;
+use weir_core::metrics::events::{CapabilityDenied, InternalEvent};
 use weir_core::metrics::{MAX_PLUGIN_METRIC_NAMES, PluginApiMetrics};
 use weir_models::{Tensor, TensorData};
 
@@ -35,8 +36,9 @@ impl HostApi {
 impl HostApi {
     /// The plugin tried to open a socket (`kind`: tcp or udp); refused.
     pub fn denied_network(&mut self, kind: &str) {
-        self.metrics.sandbox.denied_network.inc();
-        tracing::warn!(step = %self.step, socket = %kind, "plugin tried to open a network socket; denied");
+        let (counter, step) = (&self.metrics.sandbox.denied_network, &*self.step);
+        let detail = format!("a {kind} socket");
+        CapabilityDenied { counter, step, capability: "network", detail: &detail }.emit();
     }
 }
 

@@ -231,9 +231,16 @@ fn a_restart_resumes_exactly_from_the_checkpoint_and_a_replay_starts_over() {
     let second = vitals(6_000, 12_000);
     produce(&format!("{name}-in"), &second);
     let p = pipeline(dir.path(), name, true, true);
-    wait_ok(spawn(&p, &log, &[]), &log);
+    let metrics = dir.path().join("metrics.prom");
+    wait_ok(spawn(&p, &log, &["--metrics-file", metrics.to_str().unwrap()]), &log);
     let all: Vec<_> = first.iter().chain(&second).cloned().collect();
     assert_exact(name, &all);
+    // The Kafka source and sink update what the docs promise (metrics.rs).
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    crate::metrics::assert_promised(&m, "kafka source", "vitals");
+    crate::metrics::assert_promised(&m, "kafka sink (exactly-once)", "committed");
+    crate::metrics::assert_promised(&m, "source", "vitals");
+    crate::metrics::assert_promised(&m, "sink", "alerts");
 
     // A replay from the earliest offset sets the checkpoints aside and
     // processes everything again: each alert is now there twice.

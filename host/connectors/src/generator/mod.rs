@@ -180,6 +180,8 @@ pub struct Generator {
     /// counts from here.
     resumed_at: u64,
     started: Instant,
+    /// Bytes of the events generated (`weir_source_bytes_total`).
+    bytes: u64,
     start_ms: i64,
 }
 
@@ -194,6 +196,7 @@ impl Generator {
             produced: 0,
             resumed_at: 0,
             started: Instant::now(),
+            bytes: 0,
             start_ms,
         }
     }
@@ -267,6 +270,10 @@ impl Generator {
 }
 
 impl Source for Generator {
+    fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
     fn position(&self) -> Option<Position> {
         Some(Position::Sequence { next: self.produced })
     }
@@ -298,6 +305,7 @@ impl Source for Generator {
                 return Ok(Fill::Done);
             }
             let n = self.due().min(left).min((max - batch.len()) as u64);
+            let before = batch.payloads.len();
             for _ in 0..n {
                 let ts = self.event_time(self.produced);
                 self.write_event(&mut batch.payloads, ts)?;
@@ -305,6 +313,7 @@ impl Source for Generator {
                 batch.commit(ts, origin);
                 self.produced += 1;
             }
+            self.bytes += (batch.payloads.len() - before) as u64;
             if batch.len() >= max || Instant::now() >= deadline {
                 return Ok(Fill::More);
             }

@@ -3,6 +3,7 @@
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use weir_core::metrics::Families;
+use weir_core::metrics::events::InternalEvent;
 
 #[derive(Clone)]
 pub struct KafkaMetrics {
@@ -34,5 +35,39 @@ impl Families for KafkaMetrics {
             transactions.with_label_values(&[result]);
         }
         KafkaMetrics { transactions, consumer_lag, errors }
+    }
+}
+
+/// A Kafka client reported an error (librdkafka retries on its own).
+pub struct ClientError<'a> {
+    pub metrics: &'a KafkaMetrics,
+    /// "source <name>" or "sink <name>".
+    pub client: &'a str,
+    pub error: &'a rdkafka::error::KafkaError,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for ClientError<'_> {
+    fn emit(self) {
+        tracing::warn!(client = %self.client, "kafka: {}: {} (retrying)", self.error, self.reason);
+        self.metrics.errors.with_label_values(&[self.client]).inc();
+    }
+}
+
+/// A transaction (a checkpoint's outputs and offsets) committed or aborted.
+pub struct Transaction<'a> {
+    pub metrics: &'a KafkaMetrics,
+    pub committed: bool,
+}
+
+impl InternalEvent for Transaction<'_> {
+    fn emit(self) {
+        let result = if self.committed { "committed" } else { "aborted" };
+        if self.committed {
+            tracing::debug!("kafka: transaction committed");
+        } else {
+            tracing::error!("kafka: transaction aborted");
+        }
+        self.metrics.transactions.with_label_values(&[result]).inc();
     }
 }

@@ -75,8 +75,8 @@ impl ClientContext for Observed {
         if matches!(error, KafkaError::PartitionEOF(_)) {
             return; // the end of a partition is news, not an error
         }
-        self.metrics.errors.with_label_values(&[self.client.as_str()]).inc();
-        tracing::warn!(client = %self.client, "kafka: {error}: {reason} (retrying)");
+        use weir_core::metrics::events::InternalEvent;
+        metrics::ClientError { metrics: &self.metrics, client: &self.client, error: &error, reason }.emit();
     }
 }
 

@@ -3,6 +3,7 @@
 //! and the consumed offsets commit together or not at all. Otherwise each
 //! sink has an idempotent producer (no duplicates from its own retries).
 
+use super::metrics::Transaction;
 use super::{KafkaMetrics, KafkaSinkSpec, Observed, REQUEST_TIMEOUT, client_config};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -11,6 +12,7 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_core::event::{Batch, Cell, FieldPlan};
+use weir_core::metrics::events::InternalEvent;
 use weir_core::sink::{Sink, metadata_member, write_with_member};
 
 /// The producer's context: delivery failures are kept for the next flush.
@@ -122,11 +124,11 @@ impl KafkaProducer {
         })();
         match result {
             Ok(()) => {
-                self.metrics.transactions.with_label_values(&["committed"]).inc();
+                Transaction { metrics: &self.metrics, committed: true }.emit();
                 self.producer.begin_transaction()
             }
             Err(e) => {
-                self.metrics.transactions.with_label_values(&["aborted"]).inc();
+                Transaction { metrics: &self.metrics, committed: false }.emit();
                 if let Err(abort) = self.producer.abort_transaction(REQUEST_TIMEOUT) {
                     tracing::error!("kafka: aborting the transaction failed too: {abort}");
                 }

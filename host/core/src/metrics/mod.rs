@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 mod durability;
+pub mod events;
 mod models;
 mod plugins;
 pub use durability::DurabilityMetrics;

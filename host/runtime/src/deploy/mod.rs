@@ -20,6 +20,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
+use weir_core::metrics::events::{Deploy, InternalEvent};
 use weir_plugin_host::{InstanceSettings, LoadedPlugin, PluginEngine, PluginInstance};
 
 /// How long a step waits for events before it looks for a pending swap anyway.
@@ -268,7 +269,8 @@ impl StepControl {
 
     fn record(&self, view: VersionView, plugin: Option<LoadedPlugin>, accepted: Instant) {
         if view.status == Status::Rejected {
-            self.rejected.inc();
+            let error = view.error.as_deref().unwrap_or_default();
+            Deploy::Rejected { counter: &self.rejected, step: &self.step, error }.emit();
         }
         lock(&self.versions).push(Version { view, plugin, accepted });
     }
@@ -304,7 +306,6 @@ impl StepControl {
                 view.status = Status::Rejected;
                 view.error = Some(e.to_string());
                 self.record(view, None, accepted);
-                tracing::error!(step = %self.step, %digest, error = %e, "new plugin version rejected; the old one serves on");
                 return Err(DeployError::Rejected(e.to_string()));
             }
         };
@@ -379,7 +380,6 @@ impl Deployments {
                     proven: false,
                 };
                 control.record(view, None, accepted);
-                tracing::error!(step, error = %e, "new plugin version rejected; the old one serves on");
                 return Err(DeployError::Rejected(e.to_string()));
             }
         };

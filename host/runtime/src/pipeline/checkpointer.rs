@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use weir_core::checkpoint::Coordinator;
 use weir_core::metrics::DurabilityMetrics;
+use weir_core::metrics::events::{CheckpointFailed, CheckpointTaken, InternalEvent, Recovered};
 use weir_core::now_ms;
 use weir_core::step::Step;
 
@@ -71,30 +72,16 @@ impl Checkpointer {
     pub fn take(&mut self, steps: &[Box<dyn Step>], sinks: &mut [SinkSlot]) -> std::io::Result<()> {
         let started = Instant::now();
         let result = self.take_inner(steps, sinks);
+        let m = &self.metrics;
         match &result {
             Ok(bytes) => {
-                let took = started.elapsed();
-                tracing::debug!(
-                    epoch = self.store.next_epoch() - 1,
-                    bytes,
-                    ms = took.as_secs_f64() * 1e3,
-                    "checkpoint taken"
-                );
-                self.metrics.checkpoint_seconds.observe(took.as_secs_f64());
-                self.metrics.checkpoint_bytes.set(*bytes as i64);
-                self.metrics.checkpoint_epoch.set(self.store.next_epoch() as i64 - 1);
-                self.metrics.checkpoint_last_success.set(now_ms() as f64 / 1000.0);
-                self.metrics.checkpoints.with_label_values(&["ok"]).inc();
+                let (epoch, seconds, at) = (self.store.next_epoch() - 1, started.elapsed().as_secs_f64(), now_ms());
+                CheckpointTaken { metrics: m, epoch, bytes: *bytes, seconds, at: at as f64 / 1000.0 }.emit();
                 if let Some(since) = self.recovering_since.take() {
-                    let secs = since.elapsed().as_secs_f64();
-                    self.metrics.recovery_seconds.set(secs);
-                    tracing::info!(seconds = secs, "recovered: first checkpoint after the restore");
+                    Recovered { metrics: m, seconds: since.elapsed().as_secs_f64() }.emit();
                 }
             }
-            Err(e) => {
-                self.metrics.checkpoints.with_label_values(&["failed"]).inc();
-                tracing::error!("checkpoint {} failed: {e}", self.store.next_epoch());
-            }
+            Err(error) => CheckpointFailed { metrics: m, epoch: self.store.next_epoch(), error }.emit(),
         }
         self.last = Instant::now();
         self.dirty = false;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use weir_config::CircuitSpec;
 use weir_core::metrics::PluginMetrics;
+use weir_core::metrics::events::{Circuit as Event, InternalEvent};
 
 pub struct Circuit {
     failures: u32,
@@ -44,8 +45,8 @@ impl Circuit {
         match self.state {
             State::Closed | State::HalfOpen => true,
             State::Open { until } if now >= until => {
-                self.set(State::HalfOpen, m);
-                tracing::info!(step = %self.step, "circuit half-open: the next batch tries the plugin");
+                self.set(State::HalfOpen);
+                Event::HalfOpen { metrics: m, step: &self.step }.emit();
                 true
             }
             State::Open { .. } => false,
@@ -55,8 +56,8 @@ impl Circuit {
     pub fn succeeded(&mut self, m: &PluginMetrics) {
         self.consecutive = 0;
         if self.state == State::HalfOpen {
-            self.set(State::Closed, m);
-            tracing::info!(step = %self.step, "circuit closed: the plugin processed its trial batch");
+            self.set(State::Closed);
+            Event::Closed { metrics: m, step: &self.step, trial_passed: true }.emit();
         }
     }
 
@@ -64,21 +65,17 @@ impl Circuit {
         self.consecutive += 1;
         let trips = self.state == State::HalfOpen || (self.failures > 0 && self.consecutive >= self.failures);
         if trips && self.failures > 0 {
-            self.set(State::Open { until: now + self.cool_down }, m);
-            m.circuit_opens.inc();
-            tracing::error!(
-                step = %self.step,
-                failed_batches = self.consecutive,
-                cool_down = ?self.cool_down,
-                "circuit open: batches skip the plugin until the cool-down is over"
-            );
+            self.set(State::Open { until: now + self.cool_down });
+            let (step, failed_batches, cool_down) = (&*self.step, self.consecutive, self.cool_down);
+            Event::Opened { metrics: m, step, failed_batches, cool_down }.emit();
         }
     }
 
     /// A new version starts with a closed circuit.
     pub fn reset(&mut self, m: &PluginMetrics) {
         self.consecutive = 0;
-        self.set(State::Closed, m);
+        self.set(State::Closed);
+        Event::Closed { metrics: m, step: &self.step, trial_passed: false }.emit();
     }
 
     /// When the open circuit tries again, for dead-letter details.
@@ -89,14 +86,14 @@ impl Circuit {
         }
     }
 
-    fn set(&mut self, state: State, m: &PluginMetrics) {
+    /// The state, as the admin API shows it; the metric follows in the event.
+    fn set(&mut self, state: State) {
         self.state = state;
         let shown = match state {
             State::Closed => CircuitState::Closed,
             State::Open { .. } => CircuitState::Open,
             State::HalfOpen => CircuitState::HalfOpen,
         };
-        m.circuit_state.set(shown as i64);
         self.shared.store(shown as u8, Ordering::Relaxed);
     }
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use weir_config::CircuitSpec;
 use weir_core::dead_letter::{DeadLetter, DeadLetters};
 use weir_core::event::Batch;
+use weir_core::metrics::events::{Deploy, InternalEvent, PluginCallFailed};
 use weir_core::metrics::{Metrics, PluginMetrics, StepMetrics};
 use weir_core::step::{Outputs, Step};
 use weir_plugin_host::{CallFailure, InstanceSettings, KeyedState, Outcomes, PluginInstance};
@@ -69,7 +70,6 @@ impl PluginStep {
         let mut plugin = metrics.plugin(&name);
         let control = StepControl::new(&instance, settings, opts.probation_batches, plugin.deploy_rejected.clone());
         plugin.set_version(instance.digest());
-        plugin.circuit_state.set(0);
         let circuit = Circuit::new(&opts.circuit, name.clone(), control.circuit_cell());
         let step = PluginStep {
             state,
@@ -107,7 +107,7 @@ impl PluginStep {
         if probation == 0 {
             self.control.proven(self.instance.digest());
         }
-        self.plugin.deploy_activated.inc();
+        Deploy::Activated { metrics: &self.plugin, step: &self.name, digest: self.instance.digest() }.emit();
         self.circuit.reset(&self.plugin);
         self.first_pending = true;
         taken.done();
@@ -125,16 +125,10 @@ impl PluginStep {
         let failed = std::mem::replace(&mut self.instance, prev.instance);
         let error = format!("{}: {}", failure.kind.reason(), failure.message);
         self.control.rolled_back(failed.digest(), self.instance.digest(), &error);
-        tracing::error!(
-            step = %self.name,
-            failed = %failed.digest(),
-            restored = %self.instance.digest(),
-            %error,
-            "new plugin version failed on probation; rolled back, and its batch goes to the previous version"
-        );
+        let (step, restored) = (&*self.name, self.instance.digest());
+        Deploy::RolledBack { metrics: &self.plugin, step, failed: failed.digest(), restored, error: &error }.emit();
         retire(failed);
         self.on_version_change();
-        self.plugin.deploy_rolled_back.inc();
     }
 
     fn call(&mut self, batch: &mut Batch) -> Result<Outcomes, CallFailure> {
@@ -142,8 +136,8 @@ impl PluginStep {
         let result = self.instance.process(&mut batch.payloads, &mut batch.ends, &mut batch.timestamps);
         self.plugin.call_seconds.observe(started.elapsed().as_secs_f64());
         if let Err(f) = &result {
-            self.plugin.restarted(f.kind.reason());
-            tracing::warn!(step = %self.name, reason = f.kind.reason(), error = %f.message, events = batch.len(), "plugin call failed");
+            let (step, reason, events) = (&*self.name, f.kind.reason(), batch.len());
+            PluginCallFailed { metrics: &self.plugin, step, reason, error: &f.message, events }.emit();
         }
         result
     }

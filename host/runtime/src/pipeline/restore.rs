@@ -7,6 +7,7 @@
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use weir_core::checkpoint::{Committed, Coordinator};
 use weir_core::metrics::DurabilityMetrics;
+use weir_core::metrics::events::{CheckpointCorrupt, InternalEvent};
 use weir_core::position::StartFrom;
 
 /// Picks and returns the checkpoint to restore, removing newer ones.
@@ -27,13 +28,7 @@ pub fn choose(
     for loaded in store.load_all()? {
         match loaded.checkpoint {
             Ok(c) => valid.push(c),
-            Err(e) => {
-                metrics.checkpoints.with_label_values(&["corrupt"]).inc();
-                tracing::error!(
-                    "CHECKPOINT DAMAGED: {} ({e}); it is skipped and an earlier checkpoint is used",
-                    loaded.path.display()
-                );
-            }
+            Err(e) => CheckpointCorrupt { metrics, path: &loaded.path, error: &e }.emit(),
         }
     }
     if let Some(other) = valid.iter().find(|c| c.pipeline != pipeline) {
