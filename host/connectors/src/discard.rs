@@ -5,7 +5,6 @@ use weir_config::{ConfigError, PipelineSpec, SinkSpec};
 use weir_core::event::Batch;
 use weir_core::metrics::Metrics;
 use weir_core::sink::Sink;
-use weir_core::source::Opened;
 
 /// `[[sinks]] kind = "discard"`: no options.
 #[derive(Debug, Deserialize)]
@@ -36,10 +35,6 @@ impl super::Connector for Discard {
 }
 
 impl super::Session for Discard {
-    fn open_source(&mut self, _: &super::SourceContext<'_>) -> anyhow::Result<Opened> {
-        anyhow::bail!("discard is a sink kind")
-    }
-
     fn open_sink(&mut self, _: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
         Ok(Box::new(Discard))
     }

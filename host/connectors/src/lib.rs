@@ -84,11 +84,16 @@ pub trait Session: Send {
         None
     }
 
-    /// Opens a source of one of the connector's kinds.
-    fn open_source(&mut self, cx: &SourceContext<'_>) -> anyhow::Result<Opened>;
+    /// Opens a source of one of the connector's kinds (none by default: a
+    /// sink-only connector is never asked).
+    fn open_source(&mut self, cx: &SourceContext<'_>) -> anyhow::Result<Opened> {
+        anyhow::bail!("`{}` is not a source kind", cx.spec.kind)
+    }
 
-    /// Opens a sink of one of the connector's kinds.
-    fn open_sink(&mut self, spec: &SinkSpec, metrics: &Metrics) -> anyhow::Result<Box<dyn Sink>>;
+    /// Opens a sink of one of the connector's kinds (none by default).
+    fn open_sink(&mut self, spec: &SinkSpec, _metrics: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
+        anyhow::bail!("`{}` is not a sink kind", spec.kind)
+    }
 }
 
 fn source_connector(kind: &str) -> Option<&'static dyn Connector> {

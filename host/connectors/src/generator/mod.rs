@@ -8,11 +8,9 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use weir_config::{ConfigError, PipelineSpec, SinkSpec};
+use weir_config::{ConfigError, PipelineSpec};
 use weir_core::event::{Batch, Origin};
-use weir_core::metrics::Metrics;
 use weir_core::position::Position;
-use weir_core::sink::Sink;
 use weir_core::source::{Fill, Opened, Source};
 
 /// `[[sources]] kind = "generator"`: synthetic events for demos and benchmarks.
@@ -138,10 +136,6 @@ impl crate::Session for Generators {
             tracing::info!(source = %cx.spec.name, position = ?p, "source resumes from the checkpoint");
         }
         Ok((Box::new(g), None))
-    }
-
-    fn open_sink(&mut self, _: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
-        anyhow::bail!("generator is a source kind")
     }
 }
 

@@ -8,9 +8,7 @@ pub use source::{HttpIngest, HttpSource, split_body};
 
 use serde::Deserialize;
 use std::sync::Arc;
-use weir_config::{ConfigError, PipelineSpec, SinkSpec};
-use weir_core::metrics::Metrics;
-use weir_core::sink::Sink;
+use weir_config::{ConfigError, PipelineSpec};
 use weir_core::source::Opened;
 
 /// `[[sources]] kind = "http"`; needs `[server] listen`.
@@ -65,9 +63,5 @@ impl super::Session for Http {
         let (source, ingest) = HttpSource::new(cx.spec, cx.index, queue, max_body, cx.dead.clone(), &m);
         let ingest: Arc<dyn weir_core::ingest::IngestEndpoint> = ingest;
         Ok((Box::new(source), Some(ingest)))
-    }
-
-    fn open_sink(&mut self, _: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
-        anyhow::bail!("http is a source kind")
     }
 }

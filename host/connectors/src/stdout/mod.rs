@@ -4,7 +4,6 @@ use serde::Deserialize;
 use weir_config::{ConfigError, PipelineSpec, SinkSpec};
 use weir_core::metrics::Metrics;
 use weir_core::sink::Sink;
-use weir_core::source::Opened;
 
 /// `[[sinks]] kind = "stdout"`.
 #[derive(Debug, Deserialize)]
@@ -39,10 +38,6 @@ impl super::Connector for Stdout {
 }
 
 impl super::Session for Stdout {
-    fn open_source(&mut self, _: &super::SourceContext<'_>) -> anyhow::Result<Opened> {
-        anyhow::bail!("stdout is a sink kind")
-    }
-
     fn open_sink(&mut self, spec: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
         let o: StdoutOptions = spec.options.deserialize()?;
         // A reader downstream of stdout sees each batch as it is written.

@@ -34,7 +34,7 @@ pub struct Checkpoint {
 }
 
 /// The body of a version 1 file.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct CheckpointV1 {
     epoch: u64,
     pipeline: String,

@@ -71,16 +71,8 @@ fn at_epoch(epoch: u64) -> Checkpoint {
 #[test]
 fn a_version_1_file_still_reads() {
     use sha2::Digest;
-    #[derive(serde::Serialize)]
-    struct V1 {
-        epoch: u64,
-        pipeline: String,
-        created_ms: i64,
-        sources: BTreeMap<String, Position>,
-        steps: BTreeMap<String, Vec<u8>>,
-    }
     let c = at_epoch(4);
-    let v1 = V1 {
+    let v1 = CheckpointV1 {
         epoch: c.epoch,
         pipeline: c.pipeline.clone(),
         created_ms: c.created_ms,
