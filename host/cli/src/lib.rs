@@ -111,3 +111,39 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
 }
+
+/// The exit status of a failed command, by whose fault it was: 2 when the
+/// pipeline file, a plugin or the input must change (trying again fails the
+/// same way), 3 when something outside Weir failed (a broker, a disk; trying
+/// again later may work), 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> ExitCode {
+    use weir_core::error::{Domain, Error};
+    let domain = if e.downcast_ref::<weir_config::ConfigError>().is_some()
+        || e.downcast_ref::<weir_plugin_host::PluginError>().is_some()
+    {
+        Some(Domain::User)
+    } else {
+        e.downcast_ref::<Error>().map(|e| e.domain)
+    };
+    match domain {
+        Some(Domain::User) => ExitCode::from(2),
+        Some(Domain::External) => ExitCode::from(3),
+        Some(Domain::Internal) | None => ExitCode::FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::error::Error;
+
+    #[test]
+    fn the_exit_status_says_whether_to_fix_or_to_retry() {
+        let user = anyhow::Error::new(Error::user("bad query")).context("step `q`");
+        let external = anyhow::Error::new(Error::external("broker down").at("sink `out`")).context("cannot open");
+        let other = anyhow::anyhow!("the worker thread panicked");
+        assert_eq!(exit_code(&user), ExitCode::from(2));
+        assert_eq!(exit_code(&external), ExitCode::from(3));
+        assert_eq!(exit_code(&other), ExitCode::FAILURE);
+    }
+}

@@ -121,10 +121,10 @@ impl crate::Connector for Kafka {
             Some(s) if exactly_once => {
                 let k = KafkaSinkSpec::of(s)?;
                 let id = format!("weir-{}-{}", spec.name, cx.instance);
+                let what = format!("cannot start the transactional producer `{id}`");
                 Some(
-                    KafkaProducer::open(&format!("sink {}", s.name), &k, Some(&id), metrics.clone()).with_context(
-                        || format!("sink `{}`: cannot start the transactional producer `{id}`", s.name),
-                    )?,
+                    KafkaProducer::open(&format!("sink {}", s.name), &k, Some(&id), metrics.clone())
+                        .map_err(|e| broker_error(format!("sink `{}`", s.name), &what, e))?,
                 )
             }
             _ => None,
@@ -133,7 +133,7 @@ impl crate::Connector for Kafka {
         for (i, s) in crate::sources_of(spec, KINDS) {
             let k = KafkaSourceSpec::of(s, spec)?;
             let c = KafkaConsumer::open(&s.name, &k, cx.instance, cx.gate.clone(), metrics.clone())
-                .with_context(|| format!("source `{}`: cannot create the Kafka consumer", s.name))?;
+                .map_err(|e| broker_error(format!("source `{}`", s.name), "cannot create the Kafka consumer", e))?;
             consumers.push((i, k, c));
         }
         Ok(Box::new(KafkaSession { consumers, producer, exactly_once, from: cx.from, metrics }))
@@ -173,7 +173,9 @@ impl crate::Session for KafkaSession {
                 self.exactly_once,
                 start,
             )
-            .with_context(|| format!("topic `{}` on {}", k.topic, k.brokers))?;
+            .map_err(|e| {
+                broker_error(format!("topic `{}` on {}", k.topic, k.brokers), "cannot plan the start offsets", e)
+            })?;
         consumer.subscribe()?;
         let source: Box<dyn Source> = Box::new(KafkaSource::new(consumer.clone(), cx.index, cx.spec, k.stop_at_end));
         Ok((source, None))
@@ -184,10 +186,13 @@ impl crate::Session for KafkaSession {
         let producer = match &self.producer {
             Some(p) => p.clone(), // the transactional one, shared
             None => KafkaProducer::open(&format!("sink {}", s.name), &k, None, self.metrics.clone())
-                .with_context(|| format!("sink `{}`: cannot create the Kafka producer", s.name))?,
+                .map_err(|e| broker_error(format!("sink `{}`", s.name), "cannot create the Kafka producer", e))?,
         };
         Ok(Box::new(KafkaSink::new(producer, &k)))
     }
 }
 
-use anyhow::Context as _;
+/// A broker that cannot be reached or refuses: outside Weir, worth retrying.
+fn broker_error(component: String, what: &str, e: KafkaError) -> weir_core::error::Error {
+    weir_core::error::Error::external(format!("{what}: {e}")).at(component)
+}
