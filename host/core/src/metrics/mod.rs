@@ -259,7 +259,7 @@ impl Metrics {
         self.models.clone()
     }
 
-    /// Checkpoint, transaction and Kafka client metrics.
+    /// Checkpoint and recovery metrics.
     pub fn durability(&self) -> DurabilityMetrics {
         self.durability.clone()
     }
