@@ -65,7 +65,12 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let metrics = running.metrics.clone();
     let report = running.wait();
     if let Some(path) = &args.metrics_file {
-        write_metrics(path, &metrics.render())?;
+        match write_metrics(path, &metrics.render()) {
+            Err(e) if report.is_ok() => return Err(e),
+            // The run's own error matters more: report that one.
+            Err(e) => tracing::error!("{e:#}"),
+            Ok(()) => {}
+        }
     }
     if let Some(p) = progress {
         p.finish();

@@ -143,14 +143,13 @@ impl DeadLetters {
         let crate::position::Position::File { offset, .. } = *position else { return Ok(()) };
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         *guard = None;
-        let len = match std::fs::metadata(&self.path) {
-            Ok(m) => m.len(),
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        if offset == 0 {
-            std::fs::remove_file(&self.path)?;
-        } else if offset < len {
+        // Only a regular file is cut back (never a pipe or /dev/stderr).
+        if meta.is_file() && offset < meta.len() {
             OpenOptions::new().write(true).open(&self.path)?.set_len(offset)?;
         }
         Ok(())
@@ -179,6 +178,37 @@ fn mask(v: &mut serde_json::Value, fields: &[String]) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(|i| mask(i, fields)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use crate::position::Position;
+
+    #[test]
+    fn the_output_is_cut_back_to_a_checkpoint_but_a_device_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.ndjson");
+        let dead = DeadLetters::new(path.clone(), vec!["s".into()], Metrics::new("t"));
+        let record = |i: u64| DeadLetter {
+            reason: "rejected",
+            detail: "no",
+            step: None,
+            origin: crate::event::Origin { source: 0, line: i, offset: i },
+            original: b"{}",
+        };
+        dead.send(record(1)).unwrap();
+        let at = dead.position().unwrap();
+        dead.send(record(2)).unwrap();
+        dead.resume(&at).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        dead.send(record(3)).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"line\":3"));
+        let null = DeadLetters::new("/dev/null".into(), vec![], Metrics::new("t"));
+        null.resume(&Position::File { offset: 0, line: 0 }).unwrap();
+        assert!(std::path::Path::new("/dev/null").exists());
     }
 }
 

@@ -13,8 +13,9 @@ pub enum Position {
     /// A partitioned log (a Kafka topic): the next offset to read, per
     /// partition this process reads.
     Partitioned { topic: String, offsets: BTreeMap<i32, i64> },
-    /// A generated sequence: the number of the next event.
-    Sequence { next: u64 },
+    /// A generated sequence: the number of the next event, and the event
+    /// time of the first (so that a resumed sequence keeps its times).
+    Sequence { next: u64, start_ms: i64 },
 }
 
 impl Position {

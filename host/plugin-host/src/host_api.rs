@@ -37,8 +37,8 @@ impl HostApi {
     /// The plugin tried to open a socket (`kind`: tcp or udp); refused.
     pub fn denied_network(&mut self, kind: &str) {
         let (counter, step) = (&self.metrics.sandbox.denied_network, &*self.step);
-        let detail = format!("a {kind} socket");
-        CapabilityDenied { counter, step, capability: "network", detail: &detail }.emit();
+        let attempt = "open a network socket";
+        CapabilityDenied { counter, step, capability: "network", attempt, detail: kind }.emit();
     }
 }
 

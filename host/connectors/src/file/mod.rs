@@ -64,8 +64,19 @@ impl super::Connector for File {
                 return Err(s.options.error_at(o.path.span(), "path", format!("input file `{shown}` not found")));
             }
         }
+        // Each file is written by one writer: a checkpoint records how much
+        // of it is a sink's, and a restart cuts it back to that.
+        let dead = spec.dead_letter.clone().unwrap_or_else(|| weir_core::dead_letter::DEFAULT_PATH.into());
+        let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut paths = vec![("the dead-letter output".to_string(), absolute(&dead))];
         for s in super::sinks_of(spec, KINDS) {
-            s.options.deserialize::<FileSinkOptions>()?;
+            let o: FileSinkOptions = s.options.deserialize()?;
+            let path = absolute(&o.path);
+            if let Some((other, _)) = paths.iter().find(|(_, p)| *p == path) {
+                let shown = o.path.display();
+                return Err(s.options.error("path", format!("`{shown}` is written by {other} already")));
+            }
+            paths.push((format!("sink `{}`", s.name), path));
         }
         Ok(())
     }
@@ -89,5 +100,54 @@ impl super::Session for File {
     fn open_sink(&mut self, spec: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
         let o: FileSinkOptions = spec.options.deserialize()?;
         Ok(Box::new(sink::open_file(&spec.name, &o.path, o.metadata)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Connector;
+    use weir_core::position::Position;
+
+    fn check(sinks: &str) -> Result<(), String> {
+        let text = format!(
+            "[pipeline]\nname = \"p\"\n\n[[sources]]\nname = \"g\"\nkind = \"generator\"\ngenerate = \"vitals\"\n\n{sinks}\n[dead_letter]\npath = \"out/dead.ndjson\"\n"
+        );
+        let spec = weir_config::load_str(std::path::Path::new("p.toml"), &text).unwrap();
+        File.check(&spec).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_file_has_one_writer() {
+        let sink =
+            |name: &str, path: &str| format!("[[sinks]]\nname = \"{name}\"\nkind = \"file\"\npath = \"{path}\"\n\n");
+        assert_eq!(check(&(sink("a", "out/a.ndjson") + &sink("b", "out/b.ndjson"))), Ok(()));
+        let e = check(&(sink("a", "out/a.ndjson") + &sink("b", "out/./a.ndjson"))).unwrap_err();
+        assert!(e.ends_with("sinks[1].path: `out/./a.ndjson` is written by sink `a` already"), "{e}");
+        let e = check(&sink("a", "out/dead.ndjson")).unwrap_err();
+        assert!(e.ends_with("sinks[0].path: `out/dead.ndjson` is written by the dead-letter output already"), "{e}");
+    }
+
+    #[test]
+    fn a_file_sink_is_cut_back_to_its_checkpoint_and_never_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        std::fs::write(&path, "{\"old\":1}\n").unwrap();
+        let mut batch = weir_core::event::Batch::default();
+        batch.push(br#"{"a":1}"#, 0, Default::default());
+        let mut sink = sink::open_file("s", &path, false).unwrap();
+        sink.write(&batch, None).unwrap();
+        sink.flush().unwrap();
+        let at = sink.position().unwrap();
+        assert_eq!(at, Position::File { offset: 18, line: 0 }, "the lines before this run count");
+        sink.write(&batch, None).unwrap();
+        sink.flush().unwrap();
+        let mut again = sink::open_file("s", &path, false).unwrap();
+        again.resume(&at).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"old\":1}\n{\"a\":1}\n");
+        again.resume(&Position::File { offset: 1000, line: 0 }).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 18, "a longer checkpoint never grows the file");
+        let mut null = sink::open_file("s", std::path::Path::new("/dev/null"), false).unwrap();
+        null.resume(&Position::File { offset: 0, line: 0 }).unwrap();
     }
 }

@@ -74,6 +74,9 @@ impl Sink for FileSink {
         };
         self.out.flush()?;
         let counted = self.out.out.get_mut();
+        if !counted.file.metadata()?.is_file() {
+            return Ok(()); // a pipe or a device: nothing to cut back
+        }
         if offset > counted.written {
             tracing::warn!(sink = %self.name, offset, length = counted.written,
                 "the file is shorter than the checkpoint recorded (was it replaced?); it is kept as it is");
@@ -82,9 +85,9 @@ impl Sink for FileSink {
         if offset < counted.written {
             tracing::info!(sink = %self.name, from = counted.written, to = offset,
                 "output written after the checkpoint is cut off; it is written again");
+            counted.file.set_len(offset)?;
+            counted.written = offset;
         }
-        counted.file.set_len(offset)?;
-        counted.written = offset;
         Ok(())
     }
 }

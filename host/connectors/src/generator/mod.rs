@@ -269,16 +269,18 @@ impl Source for Generator {
     }
 
     fn position(&self) -> Option<Position> {
-        Some(Position::Sequence { next: self.produced })
+        Some(Position::Sequence { next: self.produced, start_ms: self.start_ms })
     }
 
     /// Generates (and drops) the events before `next` again: the random
     /// sequence, and so every later event, is then the same as in a run
     /// that never stopped.
     fn resume(&mut self, position: &Position) -> std::io::Result<()> {
-        let Position::Sequence { next } = *position else {
+        let Position::Sequence { next, start_ms } = *position else {
             return Err(std::io::Error::other("the checkpoint's position is not a generator's"));
         };
+        // Without a `start`, the first run's start time, not this run's.
+        self.start_ms = start_ms;
         let mut scratch = Vec::new();
         while self.produced < next {
             scratch.clear();
@@ -395,7 +397,7 @@ mod tests {
         let mut head = Batch::default();
         first.fill(&mut head, 120, Duration::from_millis(5)).unwrap();
         let at = first.position().unwrap();
-        assert_eq!(at, Position::Sequence { next: 120 });
+        assert_eq!(at, Position::Sequence { next: 120, start_ms: 0 });
         let mut second = Generator::new(spec, 0);
         second.resume(&at).unwrap();
         let mut tail = Batch::default();

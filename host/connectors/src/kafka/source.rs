@@ -29,6 +29,10 @@ pub struct Context {
     starts: Mutex<BTreeMap<i32, Offset>>,
     /// Partitions revoked since the source last looked.
     revoked: Mutex<Vec<i32>>,
+    /// The partitions assigned now. A message of another partition (one
+    /// fetched before a revocation and delivered after it) is never
+    /// processed here: the partition's new owner reads it.
+    owned: Mutex<BTreeSet<i32>>,
     gate: Arc<Gate>,
 }
 
@@ -56,6 +60,7 @@ impl ConsumerContext for Context {
                     }
                 }
                 tracing::info!(topic = %self.topic, ?partitions, "partitions assigned");
+                *self.owned.lock().expect("owned lock") = partitions.iter().copied().collect();
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(topic = %self.topic, "cannot take the assignment: {e}");
                 }
@@ -66,6 +71,11 @@ impl ConsumerContext for Context {
                 if !self.gate.request_and_wait(&self.source, partitions.clone(), REQUEST_TIMEOUT) {
                     tracing::warn!(topic = %self.topic, "no checkpoint before giving the partitions up; their new owner resumes from the last one");
                 }
+                let mut owned = self.owned.lock().expect("owned lock");
+                for p in &partitions {
+                    owned.remove(p);
+                }
+                drop(owned);
                 self.revoked.lock().expect("revoked lock").extend(partitions);
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(topic = %self.topic, "cannot give up the assignment: {e}");
@@ -119,6 +129,7 @@ impl KafkaConsumer {
             topic: spec.topic.clone(),
             starts: Mutex::new(BTreeMap::new()),
             revoked: Mutex::new(Vec::new()),
+            owned: Mutex::new(BTreeSet::new()),
             gate,
         };
         let consumer = config.create_with_context(context)?;
@@ -277,7 +288,7 @@ pub struct KafkaSource {
     at_end: BTreeSet<i32>,
     bytes: u64,
     /// When the consumer lag was last measured.
-    lag_measured: Instant,
+    lag_measured: Option<Instant>,
 }
 
 impl KafkaSource {
@@ -292,7 +303,7 @@ impl KafkaSource {
             stop_at_end,
             at_end: BTreeSet::new(),
             bytes: 0,
-            lag_measured: Instant::now(),
+            lag_measured: None,
         }
     }
 
@@ -310,10 +321,12 @@ impl KafkaSource {
     /// reach a consumer polled through rdkafka's event API, and a watermark
     /// query waits behind the partition's long-polling fetch.)
     fn measure_lag(&mut self) {
-        if self.lag_measured.elapsed() < Duration::from_secs(1) {
+        // As soon as something was read, then once a second: a short run
+        // (a replay) still reports its lag.
+        if self.positions.is_empty() || self.lag_measured.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
             return;
         }
-        self.lag_measured = Instant::now();
+        self.lag_measured = Some(Instant::now());
         let c = &self.consumer;
         let Ok(topic) = std::ffi::CString::new(c.topic.as_str()) else { return };
         let gauge = &c.consumer.context().observed.metrics.consumer_lag;
@@ -393,6 +406,12 @@ impl Source for KafkaSource {
                 }
                 // librdkafka retries on its own; the error is in the logs and metrics.
                 Some(Err(e)) => tracing::warn!(source = %self.consumer.source, "kafka: {e}"),
+                Some(Ok(m))
+                    if !self.consumer.consumer.context().owned.lock().expect("owned lock").contains(&m.partition()) =>
+                {
+                    tracing::debug!(source = %self.consumer.source, partition = m.partition(), offset = m.offset(),
+                        "a message of a partition no longer assigned here is left to its new owner");
+                }
                 Some(Ok(m)) => {
                     let payload = m.payload().unwrap_or_default();
                     self.bytes += payload.len() as u64;

@@ -192,12 +192,15 @@ pub struct CapabilityDenied<'a> {
     pub counter: &'a IntCounter,
     pub step: &'a str,
     pub capability: &'a str,
+    /// What it tried, e.g. "open a network socket".
+    pub attempt: &'a str,
+    /// Details of the attempt, e.g. "tcp".
     pub detail: &'a str,
 }
 
 impl InternalEvent for CapabilityDenied<'_> {
     fn emit(self) {
-        tracing::warn!(step = %self.step, capability = self.capability, detail = self.detail, "plugin tried to use a capability it was not granted; denied");
+        tracing::warn!(step = %self.step, capability = self.capability, detail = self.detail, "plugin tried to {}; denied", self.attempt);
         self.counter.inc();
     }
 }

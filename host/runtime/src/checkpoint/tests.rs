@@ -9,7 +9,7 @@ fn position() -> impl Strategy<Value = Position> {
         (any::<u64>(), any::<u64>()).prop_map(|(offset, line)| Position::File { offset, line }),
         ("[a-z.-]{1,12}", proptest::collection::btree_map(0i32..64, 0i64..i64::MAX, 0..8))
             .prop_map(|(topic, offsets)| Position::Partitioned { topic, offsets }),
-        any::<u64>().prop_map(|next| Position::Sequence { next }),
+        (any::<u64>(), any::<i64>()).prop_map(|(next, start_ms)| Position::Sequence { next, start_ms }),
     ]
 }
 

@@ -127,7 +127,6 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     let mut durable = super::durable::Durable::open(&spec, opts.from, &opts.instance, &metrics)?;
     let Built { mut steps, columns, controls } = build_steps(&spec, &checked, &engine, &metrics, &models)?;
     durable.restore_steps(&mut steps)?;
-    durable.restore_dead_letters(&dead)?;
     let running_flag = Arc::new(AtomicBool::new(true));
     let queries =
         spec.steps.iter().filter(|s| matches!(s.kind, StepSpecKind::Query(_))).map(|s| s.name.clone()).collect();
@@ -143,6 +142,12 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
             ingest.insert(s.name.clone(), h);
         }
         opened.push((s.name.clone(), source));
+    }
+    // Dead letters since the checkpoint are written again by the restarted
+    // run only if every source replays its input; a push source (HTTP)
+    // does not, so then they are kept (some may appear twice, none is lost).
+    if opened.iter().all(|(_, s)| s.position().is_some()) {
+        durable.restore_dead_letters(&dead)?;
     }
     let listen = opts.listen.clone().or(spec.listen.clone());
     if listen.is_none()
