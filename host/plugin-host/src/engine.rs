@@ -7,7 +7,7 @@ use super::instance::StoreData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 /// One epoch tick. Deadlines are counted in ticks, so they are exact to about
@@ -43,7 +43,10 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         deny_sockets(&mut linker)?;
-        super::bindings::Processor::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        // Each host interface is a small view of the store, linked on its own.
+        super::host_api::add_to_linker(&mut linker)?;
+        super::models_api::add_to_linker(&mut linker)?;
+        super::state::add_to_linker(&mut linker)?;
         Ok(PluginEngine { engine, linker, cache: ComponentCache::new(cache_dir) })
     }
 

@@ -1,11 +1,18 @@
-//! The host interface plugins import: logging and custom metrics.
+//! `weir:plugin/host`, the interface every plugin imports: logging and
+//! custom metrics. Its view of a store is [`HostApi`]; [`add_to_linker`]
+//! links it, as wasmtime's own host interfaces do.
 
-use super::bindings::weir::plugin::{host, models, types};
+use super::bindings::weir::plugin::host;
 use super::instance::StoreData;
 use std::collections::HashMap;
+use wasmtime::component::{HasSelf, Linker};
 use weir_core::metrics::events::{CapabilityDenied, InternalEvent};
 use weir_core::metrics::{MAX_PLUGIN_METRIC_NAMES, PluginApiMetrics};
-use weir_models::{Tensor, TensorData};
+
+/// Links `weir:plugin/host` to each store's [`HostApi`].
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    host::add_to_linker::<StoreData, HasSelf<HostApi>>(linker, |s| &mut s.api)
+}
 
 /// Per-instance state behind the host API.
 pub struct HostApi {
@@ -46,11 +53,9 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-impl types::Host for StoreData {}
-
-impl host::Host for StoreData {
+impl host::Host for HostApi {
     fn log(&mut self, level: host::Level, message: String) {
-        let step = &self.api.step;
+        let step = &self.step;
         match level {
             host::Level::Trace => tracing::trace!(target: "weir::plugin", step, "{message}"),
             host::Level::Debug => tracing::debug!(target: "weir::plugin", step, "{message}"),
@@ -61,7 +66,7 @@ impl host::Host for StoreData {
     }
 
     fn counter_add(&mut self, name: String, value: u64) {
-        let api = &mut self.api;
+        let api = self;
         if let Some(c) = api.counters.get(&name) {
             c.inc_by(value);
         } else if valid_name(&name) && api.allow_new_name() {
@@ -72,7 +77,7 @@ impl host::Host for StoreData {
     }
 
     fn gauge_set(&mut self, name: String, value: f64) {
-        let api = &mut self.api;
+        let api = self;
         if let Some(g) = api.gauges.get(&name) {
             g.set(value);
         } else if valid_name(&name) && api.allow_new_name() {
@@ -80,35 +85,5 @@ impl host::Host for StoreData {
             g.set(value);
             api.gauges.insert(name, g);
         }
-    }
-}
-
-impl models::Host for StoreData {
-    fn infer(&mut self, model: String, inputs: Vec<models::Tensor>) -> Result<models::Inference, String> {
-        let inputs = inputs
-            .into_iter()
-            .map(|t| Tensor {
-                name: t.name,
-                shape: t.shape,
-                data: match t.data {
-                    models::TensorData::Float32(v) => TensorData::Float32(v),
-                    models::TensorData::Int64(v) => TensorData::Int64(v),
-                },
-            })
-            .collect();
-        let inference = self.models.infer(&model, inputs)?;
-        let outputs = inference
-            .outputs
-            .into_iter()
-            .map(|t| models::Tensor {
-                name: t.name,
-                shape: t.shape,
-                data: match t.data {
-                    TensorData::Float32(v) => models::TensorData::Float32(v),
-                    TensorData::Int64(v) => models::TensorData::Int64(v),
-                },
-            })
-            .collect();
-        Ok(models::Inference { outputs, version: inference.version })
     }
 }

@@ -9,12 +9,18 @@
 //! - [`PluginInstance`]: one Store and instance per step per worker, with a
 //!   deadline and a memory cap on every call; after a failed call it starts a
 //!   fresh instance.
+//! - The host interfaces a plugin imports, each a small view of the store
+//!   with its own `add_to_linker` (as wasmtime's `wasi-config` does):
+//!   `host_api` (`weir:plugin/host`: logs, metrics), `models_api`
+//!   (`weir:plugin/models`: `infer`), `state` (`weir:plugin/state`: keyed
+//!   state), and `stdio` (a plugin's stdout and stderr, rate-limited).
 
 mod bindings;
 mod cache;
 mod engine;
 mod host_api;
 mod instance;
+mod models_api;
 mod state;
 mod stdio;
 

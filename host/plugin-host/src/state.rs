@@ -1,4 +1,5 @@
-//! Keyed state for plugins (`weir:plugin/state`). The host keeps it per
+//! Keyed state for plugins (`weir:plugin/state`); its view of a store is
+//! the call's [`StateCall`], linked by [`add_to_linker`]. The host keeps it per
 //! step — instances only cache — so it survives instance restarts and hot
 //! swaps, and the step writes it into every checkpoint.
 
@@ -6,6 +7,7 @@ use super::bindings::weir::plugin::state;
 use super::instance::StoreData;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use wasmtime::component::{HasSelf, Linker};
 use weir_core::event::{Cell, FieldPlan};
 
 /// (key, name) → value.
@@ -109,24 +111,29 @@ impl StateCall {
     }
 }
 
-impl state::Host for StoreData {
+/// Links `weir:plugin/state` to each store's [`StateCall`].
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    state::add_to_linker::<StoreData, HasSelf<StateCall>>(linker, |s| &mut s.state)
+}
+
+impl state::Host for StateCall {
     fn get(&mut self, event: u32, name: String) -> Option<Vec<u8>> {
-        let slot = self.state.slot(event, name)?;
-        if let Some(v) = self.state.writes.get(&slot) {
+        let slot = self.slot(event, name)?;
+        if let Some(v) = self.writes.get(&slot) {
             return v.clone();
         }
-        self.state.shared.as_ref()?.values.lock().expect("state lock").get(&slot).cloned()
+        self.shared.as_ref()?.values.lock().expect("state lock").get(&slot).cloned()
     }
 
     fn put(&mut self, event: u32, name: String, value: Vec<u8>) {
-        if let Some(slot) = self.state.slot(event, name) {
-            self.state.writes.insert(slot, Some(value));
+        if let Some(slot) = self.slot(event, name) {
+            self.writes.insert(slot, Some(value));
         }
     }
 
     fn delete(&mut self, event: u32, name: String) {
-        if let Some(slot) = self.state.slot(event, name) {
-            self.state.writes.insert(slot, None);
+        if let Some(slot) = self.slot(event, name) {
+            self.writes.insert(slot, None);
         }
     }
 }
