@@ -124,7 +124,7 @@ impl crate::Connector for Kafka {
                 let what = format!("cannot start the transactional producer `{id}`");
                 Some(
                     KafkaProducer::open(&format!("sink {}", s.name), &k, Some(&id), metrics.clone())
-                        .map_err(|e| broker_error(format!("sink `{}`", s.name), &what, e))?,
+                        .map_err(|e| client_error(format!("sink `{}`", s.name), &what, e))?,
                 )
             }
             _ => None,
@@ -133,7 +133,7 @@ impl crate::Connector for Kafka {
         for (i, s) in crate::sources_of(spec, KINDS) {
             let k = KafkaSourceSpec::of(s, spec)?;
             let c = KafkaConsumer::open(&s.name, &k, cx.instance, cx.gate.clone(), metrics.clone())
-                .map_err(|e| broker_error(format!("source `{}`", s.name), "cannot create the Kafka consumer", e))?;
+                .map_err(|e| client_error(format!("source `{}`", s.name), "cannot create the Kafka consumer", e))?;
             consumers.push((i, k, c));
         }
         Ok(Box::new(KafkaSession { consumers, producer, exactly_once, from: cx.from, metrics }))
@@ -186,9 +186,19 @@ impl crate::Session for KafkaSession {
         let producer = match &self.producer {
             Some(p) => p.clone(), // the transactional one, shared
             None => KafkaProducer::open(&format!("sink {}", s.name), &k, None, self.metrics.clone())
-                .map_err(|e| broker_error(format!("sink `{}`", s.name), "cannot create the Kafka producer", e))?,
+                .map_err(|e| client_error(format!("sink `{}`", s.name), "cannot create the Kafka producer", e))?,
         };
         Ok(Box::new(KafkaSink::new(producer, &k)))
+    }
+}
+
+/// A client that cannot be created or started. Creating one reaches no
+/// broker, so that failure is its settings' (the user's); starting a
+/// transactional producer talks to the brokers, so that one may be theirs.
+fn client_error(component: String, what: &str, e: KafkaError) -> weir_core::error::Error {
+    match &e {
+        KafkaError::ClientCreation(_) => weir_core::error::Error::user(format!("{what}: {e}")).at(component),
+        _ => broker_error(component, what, e),
     }
 }
 

@@ -72,14 +72,23 @@ impl Durable {
         Ok(())
     }
 
-    /// Opens a sink through its connector's session, cut back to where
-    /// the restored checkpoint says.
+    /// Opens a sink through its connector's session.
     pub fn open_sink(&mut self, s: &SinkSpec, metrics: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
-        let mut sink = self.sessions.open_sink(s, metrics)?;
-        if let Some(p) = self.restored.as_ref().and_then(|c| c.sinks.get(&s.name)) {
-            sink.resume(p)?;
+        self.sessions.open_sink(s, metrics)
+    }
+
+    /// Cuts each sink back to where the restored checkpoint says (the
+    /// restarted run writes what followed again).
+    pub fn restore_sinks(&self, sinks: &mut [SinkSlot]) -> anyhow::Result<()> {
+        let Some(c) = &self.restored else { return Ok(()) };
+        for slot in sinks {
+            if let Some(p) = c.sinks.get(&slot.name) {
+                slot.sink
+                    .resume(p)
+                    .with_context(|| format!("sink `{}`: cannot go back to the checkpoint", slot.name))?;
+            }
         }
-        Ok(sink)
+        Ok(())
     }
 
     /// Cuts the dead-letter output back to where the restored checkpoint says.

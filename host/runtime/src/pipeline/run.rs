@@ -131,7 +131,7 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     let queries =
         spec.steps.iter().filter(|s| matches!(s.kind, StepSpecKind::Query(_))).map(|s| s.name.clone()).collect();
     let deployments = Arc::new(Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone()));
-    let sinks = super::durable::open_sinks(&spec, &mut durable, &metrics)?;
+    let mut sinks = super::durable::open_sinks(&spec, &mut durable, &metrics)?;
     let mut opened = Vec::new();
     let mut ingest = HashMap::new();
     for (i, s) in spec.sources.iter().enumerate() {
@@ -143,10 +143,12 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
         }
         opened.push((s.name.clone(), source));
     }
-    // Dead letters since the checkpoint are written again by the restarted
-    // run only if every source replays its input; a push source (HTTP)
-    // does not, so then they are kept (some may appear twice, none is lost).
+    // Outputs and dead letters since the checkpoint are written again by the
+    // restarted run only if every source replays its input; a push source
+    // (HTTP) does not, so then they are kept (some may appear twice, none is
+    // lost).
     if opened.iter().all(|(_, s)| s.position().is_some()) {
+        durable.restore_sinks(&mut sinks)?;
         durable.restore_dead_letters(&dead)?;
     }
     let listen = opts.listen.clone().or(spec.listen.clone());
