@@ -17,6 +17,15 @@ fn wait_for(log: &Path, text: &str) {
     }
 }
 
+/// Waits until at least `n` alerts are committed to the output topic.
+fn wait_for_alerts(name: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while outputs(name).0.len() < n {
+        assert!(Instant::now() < deadline, "fewer than {n} alerts after 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn two_processes_share_a_group_and_one_taking_over_loses_and_duplicates_nothing() {
     let dir = scratch();
@@ -64,8 +73,13 @@ interval = "200ms"
     let mut a = spawn(&pipeline("a"), &log_a, &["--instance", "a"]);
     wait_for(&log_a, "partitions assigned");
 
-    // Events arrive for 8 s. B joins once A holds every partition, so A
-    // must hand some over; A is killed once B holds some.
+    // B joins before any event arrives, so the group has no committed
+    // offset yet for any partition when B plans its starts; A must hand
+    // some partitions over. Events then arrive for 8 s; once A has
+    // committed offsets for its partitions it is killed, and B takes them
+    // over where A's last transaction left them (not from the beginning).
+    let mut b = spawn(&pipeline("b"), &log_b, &["--instance", "b"]);
+    wait_for(&log_b, "partitions assigned");
     let events = vitals(0, 16_000);
     let feed = {
         let (name, events) = (name.clone(), events.clone());
@@ -76,8 +90,7 @@ interval = "200ms"
             }
         })
     };
-    let mut b = spawn(&pipeline("b"), &log_b, &["--instance", "b"]);
-    wait_for(&log_b, "partitions assigned");
+    wait_for_alerts(name, 500);
     a.kill().unwrap();
     a.wait().unwrap();
     feed.join().unwrap();

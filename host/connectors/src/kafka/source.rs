@@ -17,6 +17,18 @@ use weir_core::event::{Batch, FieldPlan, Origin};
 use weir_core::position::Position;
 use weir_core::source::{Fill, Source};
 
+/// Where a partition starts on its first assignment to this process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Start {
+    offset: Offset,
+    /// A default for a partition the group had no committed offset for at
+    /// start-up: used only if it still has none when the partition
+    /// arrives. In a group another process may have read the partition and
+    /// committed its offsets since, and reading it again from the default
+    /// would write its results twice.
+    unless_committed: bool,
+}
+
 /// The consumer's context: where each newly assigned partition starts,
 /// and the gate a revocation waits at.
 pub struct Context {
@@ -26,7 +38,7 @@ pub struct Context {
     /// Start offsets decided at start-up, each used by the first assignment
     /// of its partition; later assignments start at the group's committed
     /// offsets (which this process, or another, committed).
-    starts: Mutex<BTreeMap<i32, Offset>>,
+    starts: Mutex<BTreeMap<i32, Start>>,
     /// Partitions revoked since the source last looked.
     revoked: Mutex<Vec<i32>>,
     /// The partitions assigned now. A message of another partition (one
@@ -50,11 +62,19 @@ impl ConsumerContext for Context {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let mut starts = self.starts.lock().expect("starts lock");
+                let mut pins: BTreeMap<i32, Start> = BTreeMap::new();
+                for e in tpl.elements() {
+                    if let Some(start) = starts.remove(&e.partition()) {
+                        pins.insert(e.partition(), start);
+                    }
+                }
+                drop(starts);
+                self.drop_defaults_now_committed(consumer, &mut pins);
                 let mut partitions = Vec::new();
                 for mut e in tpl.elements() {
                     partitions.push(e.partition());
-                    if let Some(offset) = starts.remove(&e.partition())
-                        && let Err(err) = e.set_offset(offset)
+                    if let Some(start) = pins.get(&e.partition())
+                        && let Err(err) = e.set_offset(start.offset)
                     {
                         tracing::error!(topic = %self.topic, partition = e.partition(), "cannot set the start offset: {err}");
                     }
@@ -83,6 +103,64 @@ impl ConsumerContext for Context {
             }
         }
     }
+}
+
+impl Context {
+    /// Removes from `pins` the defaults of partitions the group has a
+    /// committed offset for by now: those start there. If the group cannot
+    /// be asked, every default is dropped too: the group's committed offset
+    /// (or `auto.offset.reset`, set to the same default) decides, which
+    /// never reads a committed event twice.
+    fn drop_defaults_now_committed(&self, consumer: &BaseConsumer<Self>, pins: &mut BTreeMap<i32, Start>) {
+        let defaults: Vec<i32> = pins.iter().filter(|(_, s)| s.unless_committed).map(|(p, _)| *p).collect();
+        if defaults.is_empty() {
+            return;
+        }
+        match committed_of(consumer, &self.topic, &defaults) {
+            Ok(committed) => {
+                for p in committed.keys() {
+                    pins.remove(p);
+                }
+                if !committed.is_empty() {
+                    tracing::info!(topic = %self.topic, ?committed, "the group committed offsets since start-up: starting there");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, "cannot read the group's committed offsets ({e}): leaving the start to the group");
+                pins.retain(|_, s| !s.unless_committed);
+            }
+        }
+    }
+}
+
+/// The group's committed offsets of `partitions` of `topic`, for those that
+/// have one. A partition with an error (e.g. an offset commit still pending
+/// in a transaction) fails the whole read, which is retried: a missing
+/// offset must never be mistaken for "none committed".
+fn committed_of<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partitions: &[i32],
+) -> KafkaResult<BTreeMap<i32, i64>> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition(topic, *p);
+    }
+    let got = retrying("read the group's committed offsets", || {
+        let got = consumer.committed_offsets(tpl.clone(), REQUEST_TIMEOUT)?;
+        for e in got.elements() {
+            e.error()?;
+        }
+        Ok(got)
+    })?;
+    Ok(got
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// A consumer shared by the source thread (which polls it) and the
@@ -118,7 +196,9 @@ impl KafkaConsumer {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
+            // Where a partition without a committed offset starts when the
+            // group decides (see `Start::unless_committed`).
+            .set("auto.offset.reset", if spec.start == KafkaStart::Latest { "latest" } else { "earliest" })
             .set("queued.max.messages.kbytes", "16384");
         for (k, v) in &spec.properties {
             config.set(k, v);
@@ -153,28 +233,7 @@ impl KafkaConsumer {
 
     /// The group's committed offsets, for the partitions that have one.
     pub fn committed(&self, partitions: &[i32]) -> KafkaResult<BTreeMap<i32, i64>> {
-        let mut tpl = TopicPartitionList::new();
-        for p in partitions {
-            tpl.add_partition(&self.topic, *p);
-        }
-        // A partition with an error (e.g. an offset commit still pending in
-        // a transaction) fails the whole read, which is retried: a missing
-        // offset must never be mistaken for "none committed".
-        let got = retrying("read the group's committed offsets", || {
-            let got = self.consumer.committed_offsets(tpl.clone(), REQUEST_TIMEOUT)?;
-            for e in got.elements() {
-                e.error()?;
-            }
-            Ok(got)
-        })?;
-        Ok(got
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect())
+        committed_of(&self.consumer, &self.topic, partitions)
     }
 
     /// Decides where each partition starts. Under exactly-once the group's
@@ -183,7 +242,8 @@ impl KafkaConsumer {
     /// process may have moved them since): such partitions are left to the
     /// group. Otherwise the restored checkpoint's offset comes first (its
     /// offsets are committed after it is written). Partitions with neither
-    /// start at `start`; a replay (`use_committed` false) starts every
+    /// start at `start` unless the group has committed an offset for them by
+    /// the time they arrive; a replay (`use_committed` false) starts every
     /// partition there.
     pub fn plan_starts(
         &self,
@@ -208,17 +268,21 @@ impl KafkaConsumer {
         let mut starts = BTreeMap::new();
         for p in partitions {
             let restored = restored.and_then(|r| r.get(&p));
-            let offset = match (restored, committed.get(&p)) {
+            let pin = |offset| Start { offset, unless_committed: false };
+            let start = match (restored, committed.get(&p)) {
                 (_, Some(_)) if exactly_once => continue, // the group's committed offset
-                (Some(o), _) => Offset::Offset(*o),
+                (Some(o), _) => pin(Offset::Offset(*o)),
                 (None, Some(_)) => continue,
-                (None, None) => match start {
-                    KafkaStart::Earliest => Offset::Beginning,
-                    KafkaStart::Latest => Offset::End,
-                    KafkaStart::Time(_) => by_time.get(&p).copied().unwrap_or(Offset::End),
-                },
+                (None, None) => {
+                    let offset = match start {
+                        KafkaStart::Earliest => Offset::Beginning,
+                        KafkaStart::Latest => Offset::End,
+                        KafkaStart::Time(_) => by_time.get(&p).copied().unwrap_or(Offset::End),
+                    };
+                    Start { offset, unless_committed: use_committed }
+                }
             };
-            starts.insert(p, offset);
+            starts.insert(p, start);
         }
         tracing::info!(source = %self.source, topic = %self.topic, ?starts, ?committed, "start offsets (others: the group's committed offsets)");
         *self.consumer.context().starts.lock().expect("starts lock") = starts;
