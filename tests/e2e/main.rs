@@ -18,4 +18,5 @@ mod python_plugin;
 mod sandbox;
 mod sandbox_limits;
 mod server;
+mod shards;
 mod windows;

@@ -105,6 +105,14 @@ pub struct PipelineSection {
     /// Longest a source waits to fill a batch before sending it (default "5ms").
     #[serde(default = "default_linger", with = "humantime_serde")]
     pub batch_linger: Duration,
+    /// Shards the keyed steps run on, each on its own thread with its own
+    /// state and plugin instances (default 1). Used only when the pipeline
+    /// has a key: see docs/parallelism.md.
+    pub parallelism: Option<u16>,
+    /// Key groups: the most shards the pipeline can ever be rescaled to,
+    /// and the unit its state is split by (default 128, at most 32768).
+    /// Fixed for the life of the pipeline's checkpoints.
+    pub max_parallelism: Option<u16>,
 }
 
 fn default_batch_size() -> usize {

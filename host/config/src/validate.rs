@@ -20,6 +20,11 @@ pub struct PipelineSpec {
     pub name: String,
     pub batch_size: usize,
     pub batch_linger: Duration,
+    /// `[pipeline] parallelism` as asked (the runtime may run fewer shards
+    /// when the pipeline has no key; see `weir validate`).
+    pub parallelism: u16,
+    /// `[pipeline] max_parallelism`: the number of key groups.
+    pub max_parallelism: u16,
     pub listen: Option<String>,
     pub sources: Vec<SourceSpec>,
     pub steps: Vec<StepSpec>,
@@ -141,6 +146,18 @@ pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<Pipel
     if p.batch_size == 0 || p.batch_size > 1 << 20 {
         return Err(at.error(None, "pipeline.batch_size", "must be between 1 and 1048576"));
     }
+    let max_parallelism = p.max_parallelism.unwrap_or(weir_core::keys::DEFAULT_MAX_PARALLELISM);
+    if max_parallelism == 0 || max_parallelism > weir_core::keys::MAX_KEY_GROUPS {
+        return Err(at.error(None, "pipeline.max_parallelism", "must be between 1 and 32768"));
+    }
+    let parallelism = p.parallelism.unwrap_or(1);
+    if parallelism == 0 || parallelism > max_parallelism {
+        return Err(at.error(
+            None,
+            "pipeline.parallelism",
+            format!("must be between 1 and max_parallelism ({max_parallelism})"),
+        ));
+    }
     if file.sources.is_empty() {
         return Err(at.error(None, "sources", "a pipeline needs at least one [[sources]] table"));
     }
@@ -177,6 +194,8 @@ pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<Pipel
         name: p.name.clone(),
         batch_size: p.batch_size,
         batch_linger: p.batch_linger,
+        parallelism,
+        max_parallelism,
         listen: file.server.as_ref().map(|s| s.listen.clone()),
         sources,
         steps,

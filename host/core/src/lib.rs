@@ -16,12 +16,14 @@
 //!   path counts with; families of upper crates register through
 //!   [`metrics::Family`].
 //! - [`error`]: one error type with a domain and a retry hint.
+//! - [`keys`]: key groups, the unit state is split and moved by across shards.
 
 pub mod checkpoint;
 pub mod dead_letter;
 pub mod error;
 pub mod event;
 pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod position;
 pub mod sink;

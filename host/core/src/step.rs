@@ -42,4 +42,14 @@ pub trait Step: Send {
     fn restore(&mut self, _state: &[u8]) -> anyhow::Result<()> {
         Ok(())
     }
+
+    /// Puts back, from the snapshots this step's copies took in a run with
+    /// another number of shards, the state of the keys `mine` owns (a
+    /// rescale). A step that keeps state by key implements it.
+    fn restore_rescaled(&mut self, states: &[&[u8]], _mine: &crate::keys::KeyFilter) -> anyhow::Result<()> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!("step `{}` cannot move its state between shard counts", self.name())
+    }
 }

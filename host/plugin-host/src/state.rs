@@ -43,6 +43,20 @@ impl KeyedState {
         Ok(())
     }
 
+    /// Puts back, from the snapshots of a run with another number of
+    /// shards, the entries of the keys `mine` owns. Keys are stored as
+    /// their canonical bytes, which is what key groups hash.
+    pub fn restore_rescaled(&self, states: &[&[u8]], mine: &weir_core::keys::KeyFilter) -> anyhow::Result<()> {
+        let mut values = StateMap::new();
+        for bytes in states {
+            let part: StateMap =
+                postcard::from_bytes(bytes).map_err(|e| anyhow::anyhow!("plugin state is unreadable: {e}"))?;
+            values.extend(part.into_iter().filter(|((key, _), _)| mine.owns(key)));
+        }
+        *self.values.lock().expect("state lock") = values;
+        Ok(())
+    }
+
     /// The key of each event of a batch.
     fn keys(&self, payloads: &[u8], ends: &[u32]) -> Vec<Vec<u8>> {
         let Some(plan) = &self.key else { return vec![Vec::new(); ends.len()] };
@@ -60,7 +74,7 @@ impl KeyedState {
                 match cells.first() {
                     Some(Cell::Str { start, end }) => payload[*start as usize..*end as usize].to_vec(),
                     Some(Cell::Escaped(i)) => escaped[*i as usize].as_bytes().to_vec(),
-                    Some(Cell::Num(n)) => n.to_string().into_bytes(),
+                    Some(Cell::Num(n)) => weir_core::keys::number(*n).into_bytes(),
                     Some(Cell::Bool(b)) => b.to_string().into_bytes(),
                     _ => Vec::new(),
                 }

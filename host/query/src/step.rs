@@ -4,7 +4,11 @@
 //! Watermarks: each source's is its largest event time so far minus its
 //! `max_out_of_orderness`; the step's is the smallest over the sources it
 //! has seen events from. It moves after every event, so the results do not
-//! depend on how events were batched.
+//! depend on how events were batched. When the batch carries the
+//! pipeline's watermarks (computed where the events entered, over every
+//! event of every shard), the step follows those instead: then a shard
+//! that sees only its own keys closes each window at the same event time
+//! as one step seeing every key would.
 
 use super::eval::{Scope, Value, eval, passes};
 use super::extract;
@@ -50,6 +54,8 @@ pub struct QueryStep {
     rows: Vec<Row>,
     key: Vec<u8>,
     args: Vec<Option<f64>>,
+    /// This step's share of `weir_windows_open`.
+    open_counted: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -103,6 +109,7 @@ impl QueryStep {
             rows: Vec::new(),
             key: Vec::new(),
             args: Vec::new(),
+            open_counted: 0,
         }
     }
 
@@ -175,9 +182,12 @@ impl QueryStep {
         }
     }
 
-    fn update_gauges(&self) {
+    fn update_gauges(&mut self) {
         if let Some(w) = &self.windows {
-            self.wm.open.set(w.open() as i64);
+            // Shards share the gauge: each adds its own change.
+            let open = w.open() as i64;
+            self.wm.open.add(open - self.open_counted);
+            self.open_counted = open;
             if w.watermark() > i64::MIN && w.watermark() < i64::MAX {
                 self.wm.watermark.set(w.watermark());
             }
@@ -242,7 +252,11 @@ impl Step for QueryStep {
             }
         };
         let mut errors = errors.into_iter();
+        let given = batch.watermarks.as_ref().filter(|w| w.before.len() == batch.len() && w.after.len() == batch.len());
         for i in 0..batch.len() {
+            if let (Some(w), Some(windows)) = (given, &mut self.windows) {
+                windows.advance(w.before[i], &mut self.rows);
+            }
             let payload = batch.payload(i);
             let origin = batch.origins[i];
             let read = match errors.next().flatten() {
@@ -316,9 +330,15 @@ impl Step for QueryStep {
                     late.push(payload, t, origin);
                 }
             }
-            let wm = self.watermark(origin.source as usize, t);
+            let wm = match given {
+                Some(w) => w.after[i],
+                None => self.watermark(origin.source as usize, t),
+            };
             let windows = self.windows.as_mut().expect("present above");
             windows.advance(wm, &mut self.rows);
+        }
+        if let (Some(w), Some(windows)) = (given, &mut self.windows) {
+            windows.advance(w.end, &mut self.rows);
         }
         if !refused.is_empty() {
             self.metrics.rejected.inc_by(refused.iter().filter(|r| r.1 != "late-event").count() as u64);
@@ -355,6 +375,43 @@ impl Step for QueryStep {
     fn snapshot(&self) -> Option<Vec<u8>> {
         let snap = Snapshot { maxes: self.maxes.clone(), windows: self.windows.as_ref().map(Windows::snapshot) };
         Some(postcard::to_stdvec(&snap).expect("query state serializes"))
+    }
+
+    fn restore_rescaled(&mut self, states: &[&[u8]], mine: &weir_core::keys::KeyFilter) -> anyhow::Result<()> {
+        let name = self.s.name.clone();
+        let Body::Window(w) = &self.s.plan.body else { return Ok(()) };
+        let Some(column) = w.keys.iter().position(|k| self.s.plan.fields[*k] == mine.field) else {
+            anyhow::bail!("step `{name}`: its GROUP BY has no `{}`, the key its state is split by", mine.field);
+        };
+        let owns = |key: &[u8]| {
+            let values = super::key::decode(key);
+            let mut bytes = Vec::new();
+            match values.get(column) {
+                Some(Value::Str(s)) => bytes.extend_from_slice(s.as_bytes()),
+                Some(Value::Num(n)) => bytes.extend_from_slice(weir_core::keys::number(*n).as_bytes()),
+                Some(Value::Bool(b)) => bytes.extend_from_slice(if *b { b"true" } else { b"false" }),
+                _ => {}
+            }
+            mine.owns(&bytes)
+        };
+        let mut maxes: Vec<Option<i64>> = Vec::new();
+        for state in states {
+            let snap: Snapshot = postcard::from_bytes(state)
+                .map_err(|e| anyhow::anyhow!("step `{name}`: query state is unreadable: {e}"))?;
+            maxes.resize(maxes.len().max(snap.maxes.len()), None);
+            for (m, theirs) in maxes.iter_mut().zip(&snap.maxes) {
+                *m = (*m).max(*theirs);
+            }
+            if let (Some(windows), Some(bytes)) = (&mut self.windows, &snap.windows) {
+                let mut part = Windows::restore(windows.spec().clone(), bytes)
+                    .map_err(|e| anyhow::anyhow!("step `{name}`: {e}"))?;
+                part.retain_keys(&owns);
+                windows.absorb(part);
+            }
+        }
+        self.maxes = maxes;
+        self.update_gauges();
+        Ok(())
     }
 
     fn restore(&mut self, state: &[u8]) -> anyhow::Result<()> {

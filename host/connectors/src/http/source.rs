@@ -184,6 +184,7 @@ impl HttpSource {
         let plan = FieldPlan {
             timestamp_field: spec.timestamp_field.clone(),
             key_field: spec.key_field.clone(),
+            route_field: None,
             columns: None,
             schema: spec.schema.clone(),
         };

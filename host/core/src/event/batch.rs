@@ -27,6 +27,23 @@ pub struct Batch {
     /// The plugin versions that processed every event of this batch, as
     /// (step, sha256), in step order; sinks with `metadata` write them.
     pub versions: Vec<(Arc<str>, Arc<str>)>,
+    /// The pipeline's watermark around each event, when the runtime
+    /// computed it where the events entered (see [`Watermarks`]).
+    pub watermarks: Option<Watermarks>,
+}
+
+/// The watermark of the pipeline's input around each event of a batch,
+/// computed in arrival order over every event of every source before the
+/// events are split among shards: a shard that sees only its own keys still
+/// closes windows at the same event time as one that sees them all.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Watermarks {
+    /// Before each event: the watermark it is judged late against.
+    pub before: Vec<i64>,
+    /// After each event.
+    pub after: Vec<i64>,
+    /// After the last event of the whole batch (of which a shard sees a part).
+    pub end: i64,
 }
 
 /// Values of named fields, `fields.len()` cells per event, in event order.
@@ -64,6 +81,7 @@ impl Batch {
             origins: Vec::with_capacity(events),
             columns: None,
             versions: Vec::new(),
+            watermarks: None,
         }
     }
 
@@ -82,6 +100,7 @@ impl Batch {
         self.origins.clear();
         self.columns = None;
         self.versions.clear();
+        self.watermarks = None;
     }
 
     /// Payload of event `i`.

@@ -12,6 +12,10 @@ use std::sync::Arc;
 pub struct FieldPlan {
     pub timestamp_field: Option<String>,
     pub key_field: Option<String>,
+    /// The field whose value places an event in a key group, when it is not
+    /// the `key_field` (a query's GROUP BY field); unlike `key_field` it may
+    /// be absent (the event then goes to the group of the empty key).
+    pub route_field: Option<String>,
     /// Fields whose values a query step right after the source reads:
     /// kept as [`Cell`]s so the step does not parse the event again.
     pub columns: Option<Arc<[String]>>,
@@ -24,6 +28,9 @@ pub struct FieldPlan {
 pub struct Decoded {
     /// Event time in epoch milliseconds, when the source names a timestamp field.
     pub timestamp: Option<i64>,
+    /// The hash of the key (`key_field`, else `route_field`), when the plan
+    /// names one and the event has it (see [`crate::keys`]).
+    pub key: Option<u64>,
 }
 
 /// Why an event was refused at ingestion; the text names the field.
@@ -86,7 +93,7 @@ pub fn decode_into(
     if let Some(schema) = &plan.schema {
         schema.check(bytes).map_err(DecodeError::Schema)?;
     }
-    Ok(Decoded { timestamp: found.timestamp })
+    Ok(Decoded { timestamp: found.timestamp, key: found.key })
 }
 
 /// The error for a failed parse: a field's own error, or where the JSON broke.
@@ -129,6 +136,7 @@ struct Row<'r> {
 struct Found {
     timestamp: Option<i64>,
     has_key: bool,
+    key: Option<u64>,
 }
 
 impl<'de> DeserializeSeed<'de> for Extract<'_, '_> {
@@ -148,9 +156,10 @@ impl<'de> Visitor<'de> for Extract<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
         let ts_field = self.plan.timestamp_field.as_deref();
         let key_field = self.plan.key_field.as_deref();
+        let route_field = key_field.or(self.plan.route_field.as_deref());
         let columns = self.plan.columns.as_deref().unwrap_or_default();
         let row = self.row;
-        let mut found = Found { timestamp: None, has_key: false };
+        let mut found = Found { timestamp: None, has_key: false, key: None };
         while let Some(name) = map.next_key::<FieldName<'de>>()? {
             if let Some(i) = columns.iter().position(|c| name.is(Some(c))) {
                 let cell = map.next_value_seed(CellSeed { bytes: row.bytes, escaped: &mut *row.escaped })?;
@@ -171,16 +180,35 @@ impl<'de> Visitor<'de> for Extract<'_, '_> {
                             return Err(bad_field(field, "expected epoch milliseconds or an RFC 3339 string"));
                         }
                     });
-                } else if name.is(key_field) {
-                    found.has_key = true;
+                } else if name.is(route_field) {
+                    let seed = KeySeed { field: route_field.unwrap_or_default() };
+                    let strict = name.is(key_field);
+                    found.key = Some(match cell {
+                        // Only the key field must be a string or a number; a
+                        // GROUP BY field may hold anything the query groups.
+                        Cell::Str { .. } | Cell::Escaped(_) | Cell::Num(_) => {
+                            let mut bytes = Vec::new();
+                            crate::keys::canonical(&cell, row.bytes, row.escaped, &mut bytes);
+                            crate::keys::hash(&bytes)
+                        }
+                        _ if !strict => {
+                            let mut bytes = Vec::new();
+                            crate::keys::canonical(&cell, row.bytes, row.escaped, &mut bytes);
+                            crate::keys::hash(&bytes)
+                        }
+                        Cell::Null => seed.visit_unit()?,
+                        Cell::Bool(b) => seed.visit_bool(b)?,
+                        Cell::Nested => return Err(bad_field(seed.field, "expected a string or a number")),
+                    });
+                    found.has_key = strict;
                 }
             } else if name.is(ts_field) {
                 let field = ts_field.unwrap_or_default();
                 found.timestamp = Some(map.next_value_seed(TimestampSeed { field })?);
-            } else if name.is(key_field) {
-                let field = key_field.unwrap_or_default();
-                map.next_value_seed(KeySeed { field })?;
-                found.has_key = true;
+            } else if name.is(route_field) {
+                let field = route_field.unwrap_or_default();
+                found.key = Some(map.next_value_seed(KeySeed { field })?);
+                found.has_key = name.is(key_field);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -389,41 +417,42 @@ struct KeySeed<'f> {
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
         d.deserialize_any(self)
     }
 }
 
+/// The key's hash, over its canonical bytes (see [`crate::keys::canonical`]).
 impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = ();
+    type Value = u64;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string or a number")
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        Ok(crate::keys::hash(v.as_bytes()))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        Ok(crate::keys::hash(crate::keys::number(v as f64).as_bytes()))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(crate::keys::hash(crate::keys::number(v as f64).as_bytes()))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        Ok(crate::keys::hash(crate::keys::number(v).as_bytes()))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
         Err(bad_field(self.field, "expected a string or a number, found null"))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
         Err(bad_field(self.field, "expected a string or a number, found a boolean"))
     }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
         Err(bad_field(self.field, "expected a string or a number, found an array"))
     }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
         Err(bad_field(self.field, "expected a string or a number, found an object"))
     }
 }
@@ -479,7 +508,7 @@ mod tests {
 
     #[test]
     fn without_a_plan_any_object_passes() {
-        assert_eq!(decode(br#"{}"#, &FieldPlan::default()).unwrap(), Decoded { timestamp: None });
+        assert_eq!(decode(br#"{}"#, &FieldPlan::default()).unwrap(), Decoded { timestamp: None, key: None });
     }
 
     proptest::proptest! {

@@ -23,6 +23,9 @@ pub struct Ingested {
     pub refused: Refused,
     /// The source's index and its position after this batch, for checkpoints.
     pub position: Option<(u16, Position)>,
+    /// Each valid event's key hash, once decoded with a plan that names a
+    /// key (empty otherwise): what places it in a key group.
+    pub keys: Vec<u64>,
 }
 
 /// Events refused at ingestion: their bytes and origins, and why.
@@ -34,13 +37,13 @@ pub struct Refused {
 
 impl Ingested {
     pub fn new(batch: Batch, undecoded: Option<Arc<FieldPlan>>) -> Self {
-        Ingested { batch, undecoded, refused: Refused::default(), position: None }
+        Ingested { batch, undecoded, refused: Refused::default(), position: None, keys: Vec::new() }
     }
 
     /// Decodes the batch if it still needs it; afterwards it holds only valid events.
     pub fn decode(&mut self) {
         if let Some(plan) = self.undecoded.take() {
-            decode_batch(&mut self.batch, &plan, &mut self.refused);
+            self.keys = decode_batch(&mut self.batch, &plan, &mut self.refused);
         }
     }
 
@@ -59,8 +62,11 @@ impl Ingested {
 
 /// Decodes every event of `batch` in place: event times are set from the
 /// timestamp field; events that fail move to `refused` with the reason, the
-/// rest keep their order.
-pub fn decode_batch(batch: &mut Batch, plan: &FieldPlan, refused: &mut Refused) {
+/// rest keep their order. Returns the key hash of each valid event when the
+/// plan names a key (`key_field` or `route_field`), else nothing.
+pub fn decode_batch(batch: &mut Batch, plan: &FieldPlan, refused: &mut Refused) -> Vec<u64> {
+    let keyed = plan.key_field.is_some() || plan.route_field.is_some();
+    let mut keys = Vec::with_capacity(if keyed { batch.len() } else { 0 });
     let mut bad = Vec::new();
     let mut columns = plan.columns.as_ref().map(|fields| Columns {
         fields: fields.clone(),
@@ -78,6 +84,10 @@ pub fn decode_batch(batch: &mut Batch, plan: &FieldPlan, refused: &mut Refused) 
             Ok(d) => {
                 if let Some(ts) = d.timestamp {
                     batch.timestamps[i] = ts;
+                }
+                if keyed {
+                    // An event without its GROUP BY field belongs to the empty key.
+                    keys.push(d.key.unwrap_or_else(|| crate::keys::hash(b"")));
                 }
             }
             Err(e) => {
@@ -101,6 +111,7 @@ pub fn decode_batch(batch: &mut Batch, plan: &FieldPlan, refused: &mut Refused) 
         *batch = kept;
     }
     batch.columns = columns;
+    keys
 }
 
 #[cfg(test)]

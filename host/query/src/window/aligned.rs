@@ -49,6 +49,21 @@ impl Aligned {
         self.windows.values().map(HashMap::len).sum()
     }
 
+    /// Keeps only the keys `keep` accepts.
+    pub fn retain(&mut self, keep: &dyn Fn(&[u8]) -> bool) {
+        for by_key in self.windows.values_mut() {
+            by_key.retain(|k, _| keep(k));
+        }
+        self.windows.retain(|_, by_key| !by_key.is_empty());
+    }
+
+    /// Adds the keys of `other` (which holds none of this one's).
+    pub fn absorb(&mut self, other: Aligned) {
+        for (end, by_key) in other.windows {
+            self.windows.entry(end).or_default().extend(by_key);
+        }
+    }
+
     pub fn insert(&mut self, c: Ctx<'_>, e: Input<'_>, out: &mut Vec<Row>) -> Placed {
         let (Ctx { aggs, lateness, w }, Input { key, t, args }) = (c, e);
         let mut placed = Placed::Late;

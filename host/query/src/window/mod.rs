@@ -188,6 +188,29 @@ impl Windows {
         }
     }
 
+    /// Keeps only the keys `keep` accepts (a rescale: the others belong to
+    /// another shard now).
+    pub fn retain_keys(&mut self, keep: &dyn Fn(&[u8]) -> bool) {
+        match &mut self.state {
+            State::Aligned(s) => s.retain(keep),
+            State::Sliding(s) => s.retain(keep),
+            State::Session(s) => s.retain(keep),
+        }
+    }
+
+    /// Takes in the state of `other`, an operator of the same spec holding
+    /// other keys (a rescale). Every shard's watermark is the pipeline's,
+    /// so the later one is kept.
+    pub fn absorb(&mut self, other: Windows) {
+        self.watermark = self.watermark.max(other.watermark);
+        match (&mut self.state, other.state) {
+            (State::Aligned(a), State::Aligned(b)) => a.absorb(b),
+            (State::Sliding(a), State::Sliding(b)) => a.absorb(b),
+            (State::Session(a), State::Session(b)) => a.absorb(b),
+            _ => unreachable!("operators of one spec have one kind of state"),
+        }
+    }
+
     /// The whole state as bytes, for a checkpoint.
     pub fn snapshot(&self) -> Vec<u8> {
         let snap = Snapshot {

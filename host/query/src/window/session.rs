@@ -50,6 +50,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// Keeps only the keys `keep` accepts.
+    pub fn retain(&mut self, keep: &dyn Fn(&[u8]) -> bool) {
+        self.keys.retain(|k, _| keep(k));
+        self.due.retain(|(_, k)| keep(k));
+    }
+
+    /// Adds the keys of `other` (which holds none of this one's).
+    pub fn absorb(&mut self, other: Session) {
+        self.stride = self.stride.max(other.stride);
+        self.keys.extend(other.keys);
+        self.due.extend(other.due);
+    }
+
     pub fn new(timeout: i64, max: Option<i64>) -> Self {
         Session { timeout, max, stride: 0, keys: HashMap::default(), due: BTreeSet::new() }
     }

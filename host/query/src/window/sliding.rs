@@ -32,6 +32,22 @@ pub struct Sliding {
     swept: i64,
 }
 
+impl Sliding {
+    /// Keeps only the keys `keep` accepts.
+    pub fn retain(&mut self, keep: &dyn Fn(&[u8]) -> bool) {
+        self.keys.retain(|k, _| keep(k));
+        self.pending.retain(|(_, k)| keep(k));
+    }
+
+    /// Adds the keys of `other` (which holds none of this one's).
+    pub fn absorb(&mut self, other: Sliding) {
+        self.stride = self.stride.max(other.stride);
+        self.swept = self.swept.min(other.swept);
+        self.keys.extend(other.keys);
+        self.pending.extend(other.pending);
+    }
+}
+
 impl KeyState {
     fn values(&self, aggs: &Aggregates, stride: usize, size: i64, point: i64) -> Option<Vec<Option<f64>>> {
         let lo = self.ts.partition_point(|&t| t <= point.saturating_sub(size));

@@ -36,6 +36,9 @@ pub struct Deployments {
     /// Query steps, listed with their status but not deployable.
     queries: Vec<String>,
     running: Arc<AtomicBool>,
+    /// The same steps in the other shards, by step name: every new version
+    /// goes to each of them too.
+    replicas: std::collections::HashMap<String, Vec<Arc<StepControl>>>,
 }
 
 /// Why a deployment or rollback did not happen.
@@ -334,7 +337,33 @@ impl Deployments {
         queries: Vec<String>,
         running: Arc<AtomicBool>,
     ) -> Self {
-        Deployments { pipeline, engine, steps, queries, running }
+        Deployments { pipeline, engine, steps, queries, running, replicas: Default::default() }
+    }
+
+    /// With the controls of the steps' copies in the other shards.
+    pub fn with_replicas(mut self, replicas: std::collections::HashMap<String, Vec<Arc<StepControl>>>) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Offers `plugin` to `control`'s step and then to its copies in the
+    /// other shards. Every copy starts the same component with the same
+    /// config, so one that fails where the first did not is logged.
+    fn offer_all(
+        &self,
+        control: &StepControl,
+        plugin: LoadedPlugin,
+        origin: Origin,
+        accepted: Instant,
+        compile_ms: f64,
+    ) -> Result<VersionView, DeployError> {
+        let view = control.offer(plugin.clone(), origin, accepted, compile_ms)?;
+        for replica in self.replicas.get(&control.step).into_iter().flatten() {
+            if let Err(e) = replica.offer(plugin.clone(), origin, accepted, compile_ms) {
+                tracing::error!(step = %control.step, "a shard's copy of the step did not take the new version: {e}");
+            }
+        }
+        Ok(view)
     }
 
     pub fn step(&self, name: &str) -> Result<&Arc<StepControl>, DeployError> {
@@ -387,7 +416,7 @@ impl Deployments {
             let versions = control.versions();
             return Ok(versions.into_iter().rev().find(|v| v.status == Status::Active).expect("active"));
         }
-        control.offer(plugin, origin, accepted, compile_ms)
+        self.offer_all(control, plugin, origin, accepted, compile_ms)
     }
 
     /// Rolls `step` back to version `digest` (a unique prefix will do), or,
@@ -408,6 +437,6 @@ impl Deployments {
                 None => return Err(DeployError::NoVersion(digest.unwrap_or("before the active one").to_string())),
             }
         };
-        control.offer(plugin, Origin::Rollback, accepted, 0.0)
+        self.offer_all(control, plugin, Origin::Rollback, accepted, 0.0)
     }
 }

@@ -47,3 +47,87 @@ pub fn check(spec: &PipelineSpec) -> Result<Checked, ConfigError> {
     }
     Ok(Checked { plans })
 }
+
+/// How a pipeline's keyed steps are split among shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sharding {
+    /// Shards to run.
+    pub parallelism: u16,
+    /// The field a source without `key_field` is routed by (the first
+    /// query's GROUP BY field), if any; with one shard, what a rescaled
+    /// checkpoint's state is split by.
+    pub route_field: Option<String>,
+    /// The first step closes windows on the pipeline's watermark, computed
+    /// where the events enter (so that every shard agrees on it).
+    pub watermarks: bool,
+}
+
+/// Decides the shards. More than one needs a key that every keyed step
+/// agrees with; otherwise the reason is the error (naming what to change).
+pub fn sharding(spec: &PipelineSpec, checked: &Checked) -> Result<Sharding, String> {
+    let windowed = |i: usize| match &checked.plans[i] {
+        Some(p) => match &p.body {
+            weir_query::Body::Window(w) => Some((p, w)),
+            weir_query::Body::Project(_) => None,
+        },
+        None => None,
+    };
+    let source = &spec.sources[0];
+    let first = (!spec.steps.is_empty()).then(|| windowed(0)).flatten();
+    let watermarks = first.is_some_and(|(p, _)| {
+        p.timestamp_by.is_none() || spec.sources.iter().all(|s| s.timestamp_field.as_ref() == p.timestamp_by.as_ref())
+    });
+    let key_fields: Vec<Option<&String>> = spec.sources.iter().map(|s| s.key_field.as_ref()).collect();
+    let route_field = match first {
+        Some((p, w)) if key_fields.iter().any(Option::is_none) => w.keys.first().map(|k| p.fields[*k].clone()),
+        _ => None,
+    };
+    let plain = Sharding { parallelism: 1, route_field: route_field.clone(), watermarks };
+    if spec.parallelism <= 1 {
+        return Ok(plain);
+    }
+    let key = |i: usize| key_fields[i].or(route_field.as_ref());
+    let Some(name) = key(0) else {
+        return Err(format!(
+            "source `{}` has no key_field and the first step groups by no field: nothing splits the events among shards",
+            source.name
+        ));
+    };
+    if (0..spec.sources.len()).any(|i| key(i).is_none()) {
+        return Err("every source needs a key_field to run on more than one shard".into());
+    }
+    for (i, step) in spec.steps.iter().enumerate() {
+        match &step.kind {
+            StepSpecKind::Plugin(_) if route_field.is_some() => {
+                return Err(format!(
+                    "plugin step `{}` keeps its keyed state by the sources' key_field, which is not set",
+                    step.name
+                ));
+            }
+            StepSpecKind::Plugin(_) => {}
+            StepSpecKind::Query(_) => {
+                let Some((p, w)) = windowed(i) else { continue };
+                if i > 0 {
+                    return Err(format!(
+                        "query step `{}` has windows but follows another step: only a first step's windows split by key",
+                        step.name
+                    ));
+                }
+                if !watermarks {
+                    return Err(format!(
+                        "query step `{}` reads its time from TIMESTAMP BY {}, not from the source's timestamp_field",
+                        step.name,
+                        p.timestamp_by.as_deref().unwrap_or_default()
+                    ));
+                }
+                if !w.keys.iter().any(|k| key_fields.iter().all(|f| f.unwrap_or(name) == &p.fields[*k])) {
+                    return Err(format!(
+                        "query step `{}` does not GROUP BY the key field `{name}`: a group would span shards",
+                        step.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Sharding { parallelism: spec.parallelism, route_field, watermarks })
+}

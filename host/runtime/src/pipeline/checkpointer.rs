@@ -1,8 +1,12 @@
-//! The checkpoint taker. It runs on the worker thread between batches —
-//! every point between two batches is a batch boundary — so a checkpoint
-//! needs no barrier: flush the sinks, snapshot the steps, write the file,
-//! and let the connectors that commit with checkpoints (a Kafka
-//! transaction) do so, in the order their [`Coordinator`] chooses.
+//! Checkpoints in two halves. The router decides when one is due and what
+//! the sources' positions are at that cut ([`Clock`]); it sends a barrier
+//! to every shard after the last batch before the cut and waits. Each
+//! shard snapshots its steps when the barrier reaches it; once every
+//! shard's barrier has reached the sink stage, nothing after the cut has
+//! been read, processed or written anywhere, and the sink stage takes the
+//! checkpoint ([`Checkpointer`]): flush the sinks, write the file, and let
+//! the connectors that commit with checkpoints (a Kafka transaction) do so,
+//! in the order their [`Coordinator`] chooses.
 
 use super::worker::SinkSlot;
 use crate::checkpoint::{Checkpoint, CheckpointStore, Position};
@@ -12,29 +16,20 @@ use weir_core::checkpoint::Coordinator;
 use weir_core::metrics::DurabilityMetrics;
 use weir_core::metrics::events::{CheckpointFailed, CheckpointTaken, InternalEvent, Recovered};
 use weir_core::now_ms;
-use weir_core::step::Step;
 
-pub struct Checkpointer {
-    pub(super) store: CheckpointStore,
+/// The router's half: the sources' positions after the batches handed to
+/// the shards so far, and when the next checkpoint is due.
+pub struct Clock {
     pub(super) interval: Duration,
-    pub(super) pipeline: String,
     /// Source names by index.
     pub(super) source_names: Vec<String>,
     pub(super) positions: BTreeMap<String, Position>,
-    /// The connectors that commit with checkpoints.
-    pub(super) coordinators: Vec<Box<dyn Coordinator>>,
-    /// The dead-letter output, whose length each checkpoint records.
-    pub(super) dead: std::sync::Arc<weir_core::dead_letter::DeadLetters>,
-    pub(super) metrics: DurabilityMetrics,
-    /// Set when a checkpoint was restored: the first new one reports the
-    /// time since start as the recovery time.
-    pub(super) recovering_since: Option<Instant>,
     pub(super) last: Instant,
     pub(super) dirty: bool,
 }
 
-impl Checkpointer {
-    /// Records a source's position after a batch was handled.
+impl Clock {
+    /// Records a source's position after a batch was routed.
     pub fn note(&mut self, position: Option<(u16, Position)>) {
         if let Some((i, p)) = position
             && let Some(name) = self.source_names.get(i as usize)
@@ -44,34 +39,54 @@ impl Checkpointer {
         self.dirty = true;
     }
 
-    /// A source gives `revoked` partitions away: checkpoint now (their
-    /// positions commit), then stop recording them — their new owner does.
-    pub fn revoke(
-        &mut self,
-        revoked: Vec<(String, Vec<i32>)>,
-        steps: &[Box<dyn Step>],
-        sinks: &mut [SinkSlot],
-    ) -> std::io::Result<()> {
-        self.take(steps, sinks)?;
-        for (source, partitions) in revoked {
-            if let Some(p) = self.positions.get_mut(&source) {
-                p.release(&partitions);
-            }
-        }
-        Ok(())
-    }
-
     /// Whether a checkpoint is due.
     pub fn due(&self) -> bool {
         self.dirty && self.last.elapsed() >= self.interval
     }
 
-    /// Takes a checkpoint. An error means the pipeline must stop: what was
-    /// written since the last checkpoint is not committed, and the next run
-    /// resumes from it.
-    pub fn take(&mut self, steps: &[Box<dyn Step>], sinks: &mut [SinkSlot]) -> std::io::Result<()> {
+    /// A checkpoint was cut now.
+    pub fn cut(&mut self) {
+        self.last = Instant::now();
+        self.dirty = false;
+    }
+
+    /// A source gave `revoked` partitions away (after a checkpoint that
+    /// committed them): stop recording them — their new owner does.
+    pub fn release(&mut self, revoked: &[(String, Vec<i32>)]) {
+        for (source, partitions) in revoked {
+            if let Some(p) = self.positions.get_mut(source) {
+                p.release(partitions);
+            }
+        }
+    }
+}
+
+/// The sink stage's half: writes checkpoints.
+pub struct Checkpointer {
+    pub(super) store: CheckpointStore,
+    pub(super) pipeline: String,
+    /// The connectors that commit with checkpoints.
+    pub(super) coordinators: Vec<Box<dyn Coordinator>>,
+    /// The dead-letter output, whose length each checkpoint records.
+    pub(super) dead: std::sync::Arc<weir_core::dead_letter::DeadLetters>,
+    pub(super) metrics: DurabilityMetrics,
+    /// Set when a checkpoint was restored: the first new one reports the
+    /// time since start as the recovery time.
+    pub(super) recovering_since: Option<Instant>,
+}
+
+impl Checkpointer {
+    /// Takes a checkpoint of `positions` and the steps' `states`. An error
+    /// means the pipeline must stop: what was written since the last
+    /// checkpoint is not committed, and the next run resumes from it.
+    pub fn take(
+        &mut self,
+        positions: &BTreeMap<String, Position>,
+        states: BTreeMap<String, Vec<u8>>,
+        sinks: &mut [SinkSlot],
+    ) -> std::io::Result<()> {
         let started = Instant::now();
-        let result = self.take_inner(steps, sinks);
+        let result = self.take_inner(positions, states, sinks);
         let m = &self.metrics;
         match &result {
             Ok(bytes) => {
@@ -83,12 +98,15 @@ impl Checkpointer {
             }
             Err(error) => CheckpointFailed { metrics: m, epoch: self.store.next_epoch(), error }.emit(),
         }
-        self.last = Instant::now();
-        self.dirty = false;
         result.map(|_| ())
     }
 
-    fn take_inner(&mut self, steps: &[Box<dyn Step>], sinks: &mut [SinkSlot]) -> std::io::Result<u64> {
+    fn take_inner(
+        &mut self,
+        positions: &BTreeMap<String, Position>,
+        states: BTreeMap<String, Vec<u8>>,
+        sinks: &mut [SinkSlot],
+    ) -> std::io::Result<u64> {
         for slot in sinks.iter_mut() {
             slot.sink.flush()?;
         }
@@ -96,12 +114,12 @@ impl Checkpointer {
             epoch: self.store.next_epoch(),
             pipeline: self.pipeline.clone(),
             created_ms: now_ms(),
-            sources: self.positions.clone(),
-            steps: steps.iter().filter_map(|s| s.snapshot().map(|b| (s.name().to_string(), b))).collect(),
+            sources: positions.clone(),
+            steps: states,
             sinks: sinks.iter().filter_map(|s| s.sink.position().map(|p| (s.name.clone(), p))).collect(),
             dead_letter: Some(self.dead.position()?),
         };
-        let (store, positions) = (&mut self.store, &self.positions);
+        let store = &mut self.store;
         let mut write = || store.write(&checkpoint);
         commit(&mut self.coordinators, checkpoint.epoch, positions, &mut write)
     }

@@ -3,7 +3,7 @@
 //! which checkpoint is restored), the checkpoint, and the sources placed
 //! where the checkpoint says.
 
-use super::checkpointer::Checkpointer;
+use super::checkpointer::{Checkpointer, Clock};
 use super::restore;
 use super::worker::SinkSlot;
 use crate::checkpoint::{Checkpoint, CheckpointStore};
@@ -55,19 +55,73 @@ impl Durable {
         Ok(Durable { sessions, coordinators, store, restored, started, gate })
     }
 
-    /// Puts each step's state back from the restored checkpoint.
-    pub fn restore_steps(&self, steps: &mut [Box<dyn Step>]) -> anyhow::Result<()> {
+    /// Puts each shard's steps' state back from the restored checkpoint.
+    /// A checkpoint taken with another number of shards (or key groups) is
+    /// rescaled: each shard takes, from every old shard's state, the keys
+    /// of its key groups. `field` names the key the state is split by.
+    pub fn restore_steps(
+        &self,
+        shards: &mut [Vec<Box<dyn Step>>],
+        max_parallelism: u16,
+        field: Option<&str>,
+    ) -> anyhow::Result<()> {
         let Some(c) = &self.restored else { return Ok(()) };
-        for step in steps.iter_mut() {
-            if let Some(state) = c.steps.get(step.name()) {
-                step.restore(state).with_context(|| {
+        let parallelism = shards.len() as u16;
+        let recorded =
+            c.steps.get(super::worker::SHARDS_STATE).and_then(|b| postcard::from_bytes::<(u16, u16)>(b).ok());
+        for (index, steps) in shards.iter_mut().enumerate() {
+            for step in steps.iter_mut() {
+                let name = step.name().to_string();
+                let context = || {
                     format!(
-                        "step `{}`: cannot restore its state from checkpoint {} (a changed step? `weir run --from earliest` starts afresh)",
-                        step.name(),
+                        "step `{name}`: cannot restore its state from checkpoint {} (a changed step? `weir run --from earliest` starts afresh)",
                         c.epoch
                     )
-                })?;
+                };
+                // This step's states in the checkpoint, by the shard count they were taken with.
+                let theirs: Vec<(u16, &Vec<u8>)> = c
+                    .steps
+                    .iter()
+                    .filter_map(|(k, v)| match k.strip_prefix(name.as_str()) {
+                        Some("") => Some((1, v)),
+                        Some(rest) => rest.strip_prefix('#')?.split_once('/')?.1.parse().ok().map(|p| (p, v)),
+                        None => None,
+                    })
+                    .collect();
+                let Some(&(old, _)) = theirs.first() else { continue };
+                let same_groups = recorded.is_none_or(|(_, max)| max == max_parallelism);
+                if old == parallelism && same_groups {
+                    let key = super::worker::state_key(&name, index as u16, parallelism);
+                    if let Some(state) = c.steps.get(&key) {
+                        step.restore(state).with_context(context)?;
+                    }
+                    continue;
+                }
+                let Some(field) = field else {
+                    anyhow::bail!(
+                        "step `{name}`: checkpoint {} was taken on {old} shards and this run has no key to split its state by",
+                        c.epoch
+                    );
+                };
+                let mine = weir_core::keys::KeyFilter {
+                    field: field.to_string(),
+                    groups: weir_core::keys::groups_of(index as u16, max_parallelism, parallelism),
+                    max_parallelism,
+                };
+                let states: Vec<&[u8]> = theirs.iter().map(|(_, v)| v.as_slice()).collect();
+                step.restore_rescaled(&states, &mine).with_context(context)?;
+                if index == 0 {
+                    tracing::info!(step = %name, from = old, to = parallelism, "state rescaled by key group");
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// Puts the router's watermarks back from the restored checkpoint.
+    pub fn restore_router(&self, watermark: &mut super::router::Watermark) -> anyhow::Result<()> {
+        if let Some(bytes) = self.restored.as_ref().and_then(|c| c.steps.get(super::worker::ROUTER_STATE)) {
+            watermark.restore(bytes)?;
         }
         Ok(())
     }
@@ -113,14 +167,17 @@ impl Durable {
         self.sessions.open_source(&cx)
     }
 
-    /// The checkpoint coordinator for the worker, if the pipeline checkpoints.
-    pub fn checkpointer(self, spec: &PipelineSpec, metrics: &Metrics, dead: Arc<DeadLetters>) -> Option<Checkpointer> {
+    /// The checkpoint clock (for the router) and taker (for the sink
+    /// stage), if the pipeline checkpoints.
+    pub fn checkpointer(
+        self,
+        spec: &PipelineSpec,
+        metrics: &Metrics,
+        dead: Arc<DeadLetters>,
+    ) -> Option<(Clock, Checkpointer)> {
         let (store, c) = (self.store?, spec.checkpoint.as_ref()?);
-        Some(Checkpointer {
-            dead,
-            store,
+        let clock = Clock {
             interval: c.interval,
-            pipeline: spec.name.clone(),
             source_names: spec.sources.iter().map(|s| s.name.clone()).collect(),
             // Positions in partitioned logs start empty: each batch brings its
             // source's partitions read so far (never those of other members
@@ -136,12 +193,18 @@ impl Durable {
                         .collect()
                 })
                 .unwrap_or_default(),
+            last: Instant::now(),
+            dirty: false,
+        };
+        let checkpointer = Checkpointer {
+            dead,
+            store,
+            pipeline: spec.name.clone(),
             coordinators: self.coordinators,
             metrics: metrics.durability(),
             recovering_since: self.restored.is_some().then_some(self.started),
-            last: Instant::now(),
-            dirty: false,
-        })
+        };
+        Some((clock, checkpointer))
     }
 }
 

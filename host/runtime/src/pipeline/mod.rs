@@ -1,6 +1,8 @@
 //! The pipeline: sources on their own threads feed batches through a bounded
-//! channel to a worker, which runs the steps in order and hands each output
-//! to the sinks that take it.
+//! channel to the router, which decodes them and splits them by key group
+//! among the shards; each shard runs its own copy of the steps in order and
+//! hands each output to the sink stage, which writes the sinks and takes
+//! the checkpoints (see `router`, `worker`, `checkpointer`).
 
 mod build;
 mod checkpointer;
@@ -8,11 +10,11 @@ mod circuit;
 mod durable;
 mod plugin_step;
 mod restore;
+mod router;
 mod run;
 mod worker;
 
-pub use build::{Checked, check};
+pub use build::{Checked, Sharding, check, sharding};
 pub use plugin_step::{PluginStep, PluginStepOptions};
 pub use run::{Prepared, RunOptions, RunReport, Running, ServerParts, prepare, start, start_plugin};
 pub use weir_core::step::{Outputs, Step};
-pub use worker::Worker;

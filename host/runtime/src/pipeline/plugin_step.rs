@@ -222,6 +222,13 @@ impl Step for PluginStep {
         }
     }
 
+    fn restore_rescaled(&mut self, states: &[&[u8]], mine: &weir_core::keys::KeyFilter) -> anyhow::Result<()> {
+        match &self.state {
+            Some(s) => s.restore_rescaled(states, mine),
+            None => Ok(()),
+        }
+    }
+
     fn process(&mut self, mut batch: Batch, dead: &DeadLetters) -> std::io::Result<Outputs> {
         if self.take_swap() {
             self.swap_started = Some(Instant::now());

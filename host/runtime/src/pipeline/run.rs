@@ -7,8 +7,10 @@
 //! The server itself is started between the two by the caller, so that the
 //! runtime does not depend on it.
 
+use super::build::Sharding;
 use super::plugin_step::{PluginStep, PluginStepOptions};
-use super::worker::Worker;
+use super::router::{Router, Watermark};
+use super::worker::{Shard, ShardFamilies, SinkStage, ToShard};
 use crate::deploy::{Deployments, StepControl};
 use anyhow::Context;
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use weir_config::{PipelineSpec, PluginSpec, Route, StepSpecKind};
 use weir_core::dead_letter::{self, DeadLetters};
-use weir_core::event::{Batch, FieldPlan, Ingested};
+use weir_core::event::{Batch, Ingested};
 use weir_core::ingest::IngestEndpoint;
 use weir_core::metrics::{Family, Metrics};
 use weir_core::source::{Fill, Source};
@@ -28,8 +30,8 @@ use weir_models::ModelRegistry;
 use weir_plugin_host::{InstanceSettings, PluginEngine, PluginInstance};
 use weir_query::{QueryStep, QueryStepSettings};
 
-/// Batches in flight between the sources and the worker; a full channel
-/// pauses the sources.
+/// Batches in flight between the sources and the router, and into each
+/// shard and out of it; a full channel pauses what feeds it.
 const CHANNEL_BATCHES: usize = 8;
 
 #[derive(Debug, Clone)]
@@ -56,7 +58,9 @@ pub struct Running {
     pub metrics: Metrics,
     stop: Arc<AtomicBool>,
     sources: Vec<JoinHandle<anyhow::Result<()>>>,
-    worker: JoinHandle<anyhow::Result<()>>,
+    /// The sink stage, the shards and the router, joined in that order (a
+    /// failure downstream makes those upstream stop too).
+    core: Vec<JoinHandle<anyhow::Result<()>>>,
     started: Instant,
     dead: Arc<DeadLetters>,
     _watcher: Option<crate::deploy::Watcher>,
@@ -88,7 +92,10 @@ pub struct Prepared {
     dead: Arc<DeadLetters>,
     models: ModelRegistry,
     durable: super::durable::Durable,
-    steps: Vec<Box<dyn Step>>,
+    /// Each shard's steps.
+    shards: Vec<Vec<Box<dyn Step>>>,
+    sharding: Sharding,
+    watermark: Option<Watermark>,
     columns: Option<Arc<[String]>>,
     sinks: Vec<super::worker::SinkSlot>,
     opened: Vec<(String, Box<dyn Source>)>,
@@ -124,13 +131,48 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
 
     let models = ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
     let engine = Arc::new(PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?);
+    let sharding = super::build::sharding(&spec, &checked)
+        .map_err(|e| spec.text.error(None, "pipeline.parallelism", format!("{} shards: {e}", spec.parallelism)))?;
     let mut durable = super::durable::Durable::open(&spec, opts.from, &opts.instance, &metrics)?;
-    let Built { mut steps, columns, controls } = build_steps(&spec, &checked, &engine, &metrics, &models)?;
-    durable.restore_steps(&mut steps)?;
+    let mut shards = Vec::new();
+    let (mut columns, mut controls, mut replicas) = (None, Vec::new(), HashMap::<String, Vec<_>>::new());
+    for shard in 0..sharding.parallelism {
+        let built = build_steps(&spec, &checked, &engine, &metrics, &models)?;
+        if shard == 0 {
+            (columns, controls) = (built.columns, built.controls);
+        } else {
+            for c in built.controls {
+                replicas.entry(c.step.clone()).or_default().push(c);
+            }
+        }
+        shards.push(built.steps);
+    }
+    let key = spec.sources[0].key_field.as_deref().or(sharding.route_field.as_deref());
+    durable.restore_steps(&mut shards, spec.max_parallelism, key)?;
+    let mut watermark = sharding.watermarks.then(|| {
+        Watermark::new(
+            spec.sources
+                .iter()
+                .map(|s| i64::try_from(s.max_out_of_orderness.as_millis()).unwrap_or(i64::MAX))
+                .collect(),
+        )
+    });
+    if let Some(w) = &mut watermark {
+        durable.restore_router(w)?;
+    }
+    if sharding.parallelism > 1 {
+        tracing::info!(
+            shards = sharding.parallelism,
+            key_groups = spec.max_parallelism,
+            "keyed steps split among shards"
+        );
+    }
     let running_flag = Arc::new(AtomicBool::new(true));
     let queries =
         spec.steps.iter().filter(|s| matches!(s.kind, StepSpecKind::Query(_))).map(|s| s.name.clone()).collect();
-    let deployments = Arc::new(Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone()));
+    let deployments = Arc::new(
+        Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone()).with_replicas(replicas),
+    );
     let mut sinks = super::durable::open_sinks(&spec, &mut durable, &metrics)?;
     let mut opened = Vec::new();
     let mut ingest = HashMap::new();
@@ -167,7 +209,21 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
         security: spec.server.clone(),
         listen,
     };
-    Ok(Prepared { spec, metrics, dead, models, durable, steps, columns, sinks, opened, running_flag, parts })
+    Ok(Prepared {
+        spec,
+        metrics,
+        dead,
+        models,
+        durable,
+        shards,
+        sharding,
+        watermark,
+        columns,
+        sinks,
+        opened,
+        running_flag,
+        parts,
+    })
 }
 
 /// Prepares and starts a pipeline without a server (benchmarks, tests).
@@ -184,8 +240,21 @@ impl Prepared {
     /// Starts the sources and the worker; the returned [`Running`] is
     /// waited on with [`Running::wait`].
     pub fn start(self) -> anyhow::Result<Running> {
-        let Prepared { spec, metrics, dead, models, durable, steps, columns, sinks, opened, running_flag, parts } =
-            self;
+        let Prepared {
+            spec,
+            metrics,
+            dead,
+            models,
+            durable,
+            shards,
+            sharding,
+            watermark,
+            columns,
+            sinks,
+            opened,
+            running_flag,
+            parts,
+        } = self;
         let deployments = parts.deployments.clone();
         let watcher = match &spec.deploy_watch {
             Some(dir) => Some(
@@ -207,9 +276,18 @@ impl Prepared {
             let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
             // A query step right after the sources gets its fields read while
             // the events are decoded: one parse per event.
-            let plan = source.field_plan().map(|p| match &columns {
-                Some(c) => Arc::new(FieldPlan { columns: Some(c.clone()), ..(*p).clone() }),
-                None => p,
+            // With shards, a source without a key field is routed by the
+            // first query's GROUP BY field.
+            let route_field = (sharding.parallelism > 1).then(|| sharding.route_field.clone()).flatten();
+            let plan = source.field_plan().map(|p| {
+                let mut plan = (*p).clone();
+                if let Some(c) = &columns {
+                    plan.columns = Some(c.clone());
+                }
+                if plan.key_field.is_none() {
+                    plan.route_field = route_field.clone();
+                }
+                Arc::new(plan)
             });
             let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
                 let result = (|| -> std::io::Result<()> {
@@ -260,53 +338,85 @@ impl Prepared {
 
         let checkpointing = spec.checkpoint.is_some();
         let gate = durable.gate.clone();
-        let mut worker = Worker::new(steps, sinks, durable.checkpointer(&spec, &metrics, dead.clone()));
+        let (clock, checkpointer) = match durable.checkpointer(&spec, &metrics, dead.clone()) {
+            Some((clock, checkpointer)) => (Some(clock), Some(checkpointer)),
+            None => (None, None),
+        };
+        let routes: Vec<weir_config::Route> = sinks.iter().map(|s| s.from.clone()).collect();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let families = metrics.family::<ShardFamilies>();
+        let mut core = Vec::new();
+        let mut to_shards = Vec::new();
+        let mut from_shards = Vec::new();
+        let mut shard_threads = Vec::new();
+        for (index, steps) in shards.into_iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::bounded::<ToShard>(CHANNEL_BATCHES);
+            let (out, out_rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
+            to_shards.push(tx);
+            from_shards.push(out_rx);
+            let shard = Shard {
+                index: index as u16,
+                parallelism: sharding.parallelism,
+                steps,
+                routes: routes.clone(),
+                out,
+                metrics: families.shard(index as u16),
+            };
+            let (dead, stop) = (dead.clone(), stop.clone());
+            let handle = std::thread::Builder::new().name(format!("shard-{index}")).spawn(move || {
+                let result = shard.run(rx, &dead);
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                result.with_context(|| format!("shard {index} failed"))
+            })?;
+            shard_threads.push(handle);
+        }
+        let stage =
+            SinkStage { sinks, shape: (sharding.parallelism, spec.max_parallelism), checkpointer, done: done_tx };
+        let stage_stop = stop.clone();
+        core.push(std::thread::Builder::new().name("sinks".into()).spawn(move || {
+            let result = stage.run(from_shards);
+            if result.is_err() {
+                stage_stop.store(true, Ordering::Relaxed);
+            }
+            result.context("the sink stage failed")
+        })?);
+        core.extend(shard_threads);
+        let router = Router {
+            shards: to_shards,
+            key_fields: spec
+                .sources
+                .iter()
+                .map(|s| s.key_field.clone().or_else(|| sharding.route_field.clone()))
+                .collect(),
+            max_parallelism: spec.max_parallelism,
+            watermark,
+            clock,
+            done: done_rx,
+            gate: gate.clone(),
+        };
         let worker_dead = dead.clone();
         let worker_stop = stop.clone();
-        let worker = std::thread::Builder::new().name("worker".into()).spawn(move || {
-            let result = (|| -> std::io::Result<()> {
-                loop {
-                    // A Kafka rebalance waits (in its source's thread, which
-                    // sends nothing meanwhile) until every batch it sent is
-                    // handled and checkpointed.
-                    if rx.is_empty()
-                        && let Some(revoked) = gate.pending()
-                    {
-                        worker.revoke(revoked)?;
-                        gate.complete();
-                    }
-                    let mut msg = match rx.recv_timeout(crate::deploy::IDLE_TICK) {
-                        Ok(msg) => msg,
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                            worker.idle()?;
-                            continue;
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                    };
-                    msg.decode();
-                    msg.send_refused(&worker_dead)?;
-                    worker.handle(msg.batch, msg.position, &worker_dead)?;
-                }
-                // All sources are done: release what steps hold, flush. Stopped
-                // by a signal with checkpoints, the steps keep their state (it
-                // is in the last checkpoint) for the next run instead.
-                let release = !(checkpointing && worker_stop.load(Ordering::Relaxed));
-                worker.finish(&worker_dead, release)?;
-                Ok(())
-            })();
+        core.push(std::thread::Builder::new().name("router".into()).spawn(move || {
+            // All sources done: the steps release what they hold, unless
+            // stopped by a signal with checkpoints (their state is in the
+            // last checkpoint, for the next run).
+            let release = || !(checkpointing && worker_stop.load(Ordering::Relaxed));
+            let result = router.run(rx, &worker_dead, release);
             if result.is_err() {
                 worker_stop.store(true, Ordering::Relaxed);
             }
             gate.worker_gone();
             running_flag.store(false, Ordering::Relaxed);
             result.context("worker failed")
-        })?;
+        })?);
 
         Ok(Running {
             metrics,
             stop,
             sources: source_threads,
-            worker,
+            core,
             started: Instant::now(),
             dead,
             _watcher: watcher,
@@ -425,8 +535,10 @@ impl Running {
                 first_error.get_or_insert(e);
             }
         }
-        if let Err(e) = self.worker.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the worker thread panicked"))) {
-            first_error.get_or_insert(e);
+        for h in self.core {
+            if let Err(e) = h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a pipeline thread panicked"))) {
+                first_error.get_or_insert(e);
+            }
         }
         self.metrics.set_up(false);
         if let Some(e) = first_error {

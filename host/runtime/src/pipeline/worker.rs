@@ -1,10 +1,20 @@
-//! The worker: runs the steps in order on each batch and hands every output
-//! to the sinks that take it.
+//! The keyed data path after the router: shards run the steps, the sink
+//! stage writes their outputs and takes checkpoints.
+//!
+//! Each shard owns the steps of its key groups — their windows, their
+//! plugin instances and keyed state — and processes its batches in order.
+//! What a shard's steps put out goes, with the sinks that take it, through
+//! a bounded channel to the one sink stage, which owns the sinks (a file
+//! is written by one thread; a Kafka transaction has one producer).
 
+use crossbeam_channel::{Receiver, Select, Sender};
 use prometheus::IntCounter;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 use weir_config::Route;
 use weir_core::dead_letter::DeadLetters;
-use weir_core::event::Batch;
+use weir_core::event::{Batch, Watermarks};
 use weir_core::position::Position;
 use weir_core::sink::Sink;
 use weir_core::step::{Outputs, Step};
@@ -17,77 +27,114 @@ pub struct SinkSlot {
     pub events: IntCounter,
 }
 
-pub struct Worker {
-    steps: Vec<Box<dyn Step>>,
-    sinks: Vec<SinkSlot>,
-    checkpointer: Option<super::checkpointer::Checkpointer>,
+/// A checkpoint's cut: the sources' positions after the last batch before
+/// it, and the router's own state (its watermarks).
+#[derive(Debug)]
+pub struct Cut {
+    pub positions: BTreeMap<String, Position>,
+    pub router_state: Option<Vec<u8>>,
+    /// Only flush the sinks (a pipeline without checkpoints, at its end).
+    pub flush_only: bool,
 }
 
-impl Worker {
-    pub fn new(
-        steps: Vec<Box<dyn Step>>,
-        sinks: Vec<SinkSlot>,
-        checkpointer: Option<super::checkpointer::Checkpointer>,
-    ) -> Self {
-        Worker { steps, sinks, checkpointer }
-    }
+/// What the router sends a shard.
+pub enum ToShard {
+    Batch(Batch),
+    /// Snapshot the steps: every batch before the cut has been sent.
+    Barrier(Arc<Cut>),
+    /// No batch for a while.
+    Idle,
+    /// The input ended; release what the steps hold if `release`.
+    Finish {
+        release: bool,
+    },
+}
 
-    /// Runs one batch from the sources through every step; `position` is
-    /// where its source stands after it. A checkpoint follows when one is due.
-    pub fn handle(
-        &mut self,
-        batch: Batch,
-        position: Option<(u16, Position)>,
-        dead: &DeadLetters,
-    ) -> std::io::Result<()> {
-        self.deliver(|r| *r == Route::Sources, &batch)?;
-        self.run_from(0, batch, dead)?;
-        if let Some(c) = &mut self.checkpointer {
-            c.note(position);
-            if c.due() {
-                c.take(&self.steps, &mut self.sinks)?;
+/// What a shard sends the sink stage.
+pub enum FromShard {
+    /// A batch for the sinks at these indices.
+    Out(Vec<usize>, Batch),
+    /// The shard's steps' states at the cut (state key → bytes).
+    Barrier(Arc<Cut>, Vec<(String, Vec<u8>)>),
+}
+
+/// The key a step's state is stored under in a checkpoint: its name with
+/// one shard, else its name and its shard among how many.
+pub fn state_key(step: &str, shard: u16, parallelism: u16) -> String {
+    if parallelism <= 1 { step.to_string() } else { format!("{step}#{shard}/{parallelism}") }
+}
+
+/// The checkpoint key of the router's watermarks.
+pub const ROUTER_STATE: &str = "#watermarks";
+/// The checkpoint key of (shards, key groups) the checkpoint was taken with.
+pub const SHARDS_STATE: &str = "#shards";
+
+/// One shard: its steps, and where their outputs go.
+pub struct Shard {
+    pub index: u16,
+    pub parallelism: u16,
+    pub steps: Vec<Box<dyn Step>>,
+    /// Each sink's index and route.
+    pub routes: Vec<Route>,
+    pub out: Sender<FromShard>,
+    pub metrics: ShardMetrics,
+}
+
+/// Per-shard counters: what the skew between shards shows in.
+#[derive(Clone)]
+pub struct ShardMetrics {
+    pub events: IntCounter,
+    pub busy: prometheus::Counter,
+    pub queue: prometheus::IntGauge,
+}
+
+impl Shard {
+    /// Runs until the router hangs up. An `Err` is the host's failure.
+    pub fn run(mut self, rx: Receiver<ToShard>, dead: &DeadLetters) -> std::io::Result<()> {
+        while let Ok(msg) = rx.recv() {
+            self.metrics.queue.set(rx.len() as i64);
+            let started = Instant::now();
+            match msg {
+                ToShard::Batch(batch) => {
+                    self.metrics.events.inc_by(batch.len() as u64);
+                    if self.steps.is_empty() {
+                        self.deliver(|r| *r == Route::Sources, batch)?;
+                    } else {
+                        if self.takes_any(|r| *r == Route::Sources) {
+                            self.deliver(|r| *r == Route::Sources, batch.clone())?;
+                        }
+                        self.run_from(0, batch, dead)?;
+                    }
+                }
+                ToShard::Barrier(cut) => {
+                    let states = if cut.flush_only {
+                        Vec::new()
+                    } else {
+                        self.steps
+                            .iter()
+                            .filter_map(|s| {
+                                s.snapshot().map(|b| (state_key(s.name(), self.index, self.parallelism), b))
+                            })
+                            .collect()
+                    };
+                    if self.out.send(FromShard::Barrier(cut, states)).is_err() {
+                        return Ok(()); // the sink stage is gone; its error is reported there
+                    }
+                }
+                ToShard::Idle => {
+                    for s in &mut self.steps {
+                        s.idle();
+                    }
+                }
+                ToShard::Finish { release } => {
+                    for i in (0..self.steps.len()).filter(|_| release) {
+                        let out = self.steps[i].finish(dead)?;
+                        let main = self.emit(i, out, None)?;
+                        self.run_from(i + 1, main, dead)?;
+                    }
+                }
             }
-        }
-        Ok(())
-    }
-
-    /// A source is giving partitions away: checkpoint first.
-    pub fn revoke(&mut self, revoked: Vec<(String, Vec<i32>)>) -> std::io::Result<()> {
-        match &mut self.checkpointer {
-            Some(c) => c.revoke(revoked, &self.steps, &mut self.sinks),
-            None => Ok(()),
-        }
-    }
-
-    /// No batch for a while: lets the steps do what waits for a boundary,
-    /// and takes a checkpoint if one is due.
-    pub fn idle(&mut self) -> std::io::Result<()> {
-        for s in &mut self.steps {
-            s.idle();
-        }
-        if let Some(c) = &mut self.checkpointer
-            && c.due()
-        {
-            c.take(&self.steps, &mut self.sinks)?;
-        }
-        Ok(())
-    }
-
-    /// End of input: each step in turn releases what it holds (when
-    /// `release`), which flows through the steps after it.
-    pub fn finish(&mut self, dead: &DeadLetters, release: bool) -> std::io::Result<()> {
-        for i in (0..self.steps.len()).filter(|_| release) {
-            let out = self.steps[i].finish(dead)?;
-            let main = self.emit(i, out)?;
-            self.run_from(i + 1, main, dead)?;
-        }
-        for slot in &mut self.sinks {
-            slot.sink.flush()?;
-        }
-        // The last checkpoint commits what the end of input released.
-        if let Some(c) = &mut self.checkpointer {
-            c.note(None);
-            c.take(&self.steps, &mut self.sinks)?;
+            self.metrics.busy.inc_by(started.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -97,29 +144,53 @@ impl Worker {
             if batch.is_empty() {
                 return Ok(());
             }
+            let watermarks = batch.watermarks.as_ref().map(|w| w.end);
             let out = self.steps[i].process(batch, dead)?;
-            batch = self.emit(i, out)?;
+            batch = self.emit(i, out, watermarks)?;
         }
         Ok(())
     }
 
-    /// Delivers a step's named outputs and its main output to their sinks,
-    /// and returns the main output for the next step.
-    fn emit(&mut self, step: usize, out: Outputs) -> std::io::Result<Batch> {
-        for (name, batch) in &out.named {
-            self.deliver(|r| is_output(r, step, name), batch)?;
+    /// Sends a step's named outputs and its main output to the sinks that
+    /// take them, and returns the main output for the next step.
+    fn emit(&mut self, step: usize, out: Outputs, end: Option<i64>) -> std::io::Result<Batch> {
+        for (name, batch) in out.named {
+            self.deliver(|r| is_output(r, step, &name), batch)?;
         }
-        self.deliver(|r| is_output(r, step, "out"), &out.main)?;
-        Ok(out.main)
+        let mut main = out.main;
+        // The next step still closes windows where the input's watermark
+        // stands, even if this step's outputs carry none.
+        if let (Some(end), None) = (end, &main.watermarks) {
+            main.watermarks = Some(Watermarks { before: Vec::new(), after: Vec::new(), end });
+        }
+        if step + 1 < self.steps.len() {
+            if !main.is_empty() && self.takes_any(|r| is_output(r, step, "out")) {
+                self.deliver(|r| is_output(r, step, "out"), main.clone())?;
+            }
+            Ok(main)
+        } else {
+            self.deliver(|r| is_output(r, step, "out"), main)?;
+            Ok(Batch::default())
+        }
     }
 
-    fn deliver(&mut self, takes: impl Fn(&Route) -> bool, batch: &Batch) -> std::io::Result<()> {
+    fn takes_any(&self, takes: impl Fn(&Route) -> bool) -> bool {
+        self.routes.iter().any(takes)
+    }
+
+    /// Hands `batch` to the sink stage for the sinks whose route `takes` it.
+    fn deliver(&mut self, takes: impl Fn(&Route) -> bool, mut batch: Batch) -> std::io::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        for slot in self.sinks.iter_mut().filter(|s| takes(&s.from)) {
-            let n = slot.sink.write(batch, None)?;
-            slot.events.inc_by(n as u64);
+        let sinks: Vec<usize> = self.routes.iter().enumerate().filter(|(_, r)| takes(r)).map(|(i, _)| i).collect();
+        if sinks.is_empty() {
+            return Ok(());
+        }
+        batch.watermarks = None;
+        batch.columns = None;
+        if self.out.send(FromShard::Out(sinks, batch)).is_err() {
+            return Err(std::io::Error::other("the sink stage stopped"));
         }
         Ok(())
     }
@@ -128,4 +199,127 @@ impl Worker {
 /// Whether `route` takes output `name` of step `step`.
 fn is_output(route: &Route, step: usize, name: &str) -> bool {
     matches!(route, Route::Step { step: s, output } if *s == step && output == name)
+}
+
+/// The sink stage: writes what the shards send, and takes a checkpoint
+/// once every shard's barrier has arrived.
+pub struct SinkStage {
+    pub sinks: Vec<SinkSlot>,
+    /// (shards, key groups), recorded in every checkpoint.
+    pub shape: (u16, u16),
+    pub checkpointer: Option<super::checkpointer::Checkpointer>,
+    /// Tells the router a cut is written (or flushed), so it goes on.
+    pub done: Sender<()>,
+}
+
+impl SinkStage {
+    /// Runs until every shard has hung up.
+    pub fn run(mut self, shards: Vec<Receiver<FromShard>>) -> std::io::Result<()> {
+        let mut open = vec![true; shards.len()];
+        let mut arrived = 0;
+        let mut states = BTreeMap::new();
+        while open.iter().any(|o| *o) {
+            let mut select = Select::new();
+            let live: Vec<usize> = (0..shards.len()).filter(|i| open[*i]).collect();
+            for &i in &live {
+                select.recv(&shards[i]);
+            }
+            let op = select.select();
+            let i = live[op.index()];
+            let msg = match op.recv(&shards[i]) {
+                Ok(msg) => msg,
+                Err(_) => {
+                    open[i] = false;
+                    continue;
+                }
+            };
+            match msg {
+                FromShard::Out(sinks, batch) => {
+                    for s in sinks {
+                        let slot = &mut self.sinks[s];
+                        let n = slot.sink.write(&batch, None)?;
+                        slot.events.inc_by(n as u64);
+                    }
+                }
+                FromShard::Barrier(cut, shard_states) => {
+                    // The router sends no batch after a barrier until this
+                    // stage answers, so no shard sends anything past it.
+                    states.extend(shard_states);
+                    arrived += 1;
+                    if arrived == shards.len() {
+                        arrived = 0;
+                        self.cut(&cut, std::mem::take(&mut states))?;
+                        if self.done.send(()).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, cut: &Cut, mut states: BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+        match &mut self.checkpointer {
+            Some(c) if !cut.flush_only => {
+                if let Some(r) = &cut.router_state {
+                    states.insert(ROUTER_STATE.to_string(), r.clone());
+                }
+                states
+                    .insert(SHARDS_STATE.to_string(), postcard::to_stdvec(&self.shape).expect("two numbers serialize"));
+                c.take(&cut.positions, states, &mut self.sinks)
+            }
+            _ => {
+                for slot in &mut self.sinks {
+                    slot.sink.flush()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The shard metric families (`weir_shard_*`), labelled by shard index:
+/// at most `max_parallelism` values.
+#[derive(Clone)]
+pub struct ShardFamilies {
+    events: prometheus::IntCounterVec,
+    busy: prometheus::CounterVec,
+    queue: prometheus::IntGaugeVec,
+}
+
+impl weir_core::metrics::Families for ShardFamilies {
+    fn register(r: &prometheus::Registry) -> Self {
+        let opts = prometheus::Opts::new;
+        let events = prometheus::IntCounterVec::new(
+            opts("weir_shard_events_total", "Events a shard received from the router (a hot key shows as skew)."),
+            &["shard"],
+        )
+        .expect("valid metric");
+        let busy = prometheus::CounterVec::new(
+            opts("weir_shard_busy_seconds_total", "Time a shard spent processing, seconds."),
+            &["shard"],
+        )
+        .expect("valid metric");
+        let queue = prometheus::IntGaugeVec::new(
+            opts("weir_shard_queue_batches", "Batches waiting in a shard's input queue."),
+            &["shard"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(events.clone())).expect("metric registered once");
+        r.register(Box::new(busy.clone())).expect("metric registered once");
+        r.register(Box::new(queue.clone())).expect("metric registered once");
+        ShardFamilies { events, busy, queue }
+    }
+}
+
+impl ShardFamilies {
+    pub fn shard(&self, index: u16) -> ShardMetrics {
+        let label = index.to_string();
+        ShardMetrics {
+            events: self.events.with_label_values(&[&label]),
+            busy: self.busy.with_label_values(&[&label]),
+            queue: self.queue.with_label_values(&[&label]),
+        }
+    }
 }
