@@ -26,6 +26,13 @@ pub trait Step: Send {
     /// pending new version here, so that a swap never waits for events.
     fn idle(&mut self) {}
 
+    /// The pipeline's watermark reached `watermark` (after a batch, also
+    /// one that held none of this shard's events): a step that closes
+    /// windows on it emits the rows that fire.
+    fn watermark(&mut self, _watermark: i64, _dead: &DeadLetters) -> std::io::Result<Outputs> {
+        Ok(Outputs::default())
+    }
+
     /// Called once at the end of finite input, after the last batch; steps
     /// that hold events back (windows) release them here.
     fn finish(&mut self, _dead: &DeadLetters) -> std::io::Result<Outputs> {

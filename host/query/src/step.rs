@@ -34,6 +34,9 @@ pub struct QueryStepSettings {
     /// No sink takes the step's `late` output: late events go to the
     /// dead-letter output instead (reason `late-event`).
     pub late_to_dead_letter: bool,
+    /// Windows close on the pipeline's watermark (carried by the batches
+    /// and [`Step::watermark`]), never on one of the step's own.
+    pub pipeline_watermark: bool,
 }
 
 pub struct QueryStep {
@@ -332,12 +335,13 @@ impl Step for QueryStep {
             }
             let wm = match given {
                 Some(w) => w.after[i],
+                None if self.s.pipeline_watermark => continue,
                 None => self.watermark(origin.source as usize, t),
             };
             let windows = self.windows.as_mut().expect("present above");
             windows.advance(wm, &mut self.rows);
         }
-        if let (Some(w), Some(windows)) = (given, &mut self.windows) {
+        if let (Some(w), Some(windows)) = (&batch.watermarks, &mut self.windows) {
             windows.advance(w.end, &mut self.rows);
         }
         if !refused.is_empty() {
@@ -359,6 +363,20 @@ impl Step for QueryStep {
             outputs.named.push(("late".to_string(), late));
         }
         Ok(outputs)
+    }
+
+    fn watermark(&mut self, watermark: i64, _dead: &DeadLetters) -> std::io::Result<Outputs> {
+        let mut out = Batch::default();
+        if let Some(w) = &mut self.windows {
+            w.advance(watermark, &mut self.rows);
+        }
+        if self.rows.is_empty() {
+            return Ok(Outputs::default());
+        }
+        self.emit_rows(&mut out);
+        self.update_gauges();
+        self.metrics.main_out.inc_by(out.len() as u64);
+        Ok(Outputs { main: out, named: Vec::new() })
     }
 
     fn finish(&mut self, _dead: &DeadLetters) -> std::io::Result<Outputs> {
@@ -445,6 +463,7 @@ mod tests {
             lateness,
             out_of_orderness: vec![out_of_orderness],
             late_to_dead_letter,
+            pipeline_watermark: false,
         };
         QueryStep::new(settings, metrics.step("q"), metrics.window("q"))
     }

@@ -55,11 +55,17 @@ fn expected(events: &[(String, String)]) -> (Vec<u64>, Counts) {
 /// plugin → Kafka (`alerts`), and a window counting each patient's alerts
 /// → Kafka (`counts`); checkpoints every 200 ms.
 fn pipeline(dir: &Path, name: &str, stop_at_end: bool, exactly_once: bool) -> std::path::PathBuf {
+    pipeline_on(dir, name, stop_at_end, exactly_once, 1)
+}
+
+/// [`pipeline`] on `shards` shards.
+fn pipeline_on(dir: &Path, name: &str, stop_at_end: bool, exactly_once: bool, shards: u16) -> std::path::PathBuf {
     let text = format!(
         r#"
 [pipeline]
 name = "{name}"
 batch_size = 64
+parallelism = {shards}
 
 [[sources]]
 name = "vitals"
@@ -173,12 +179,21 @@ fn assert_exact(name: &str, events: &[(String, String)]) {
 
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
+    kill_9_at_random_moments(1);
+}
+
+#[test]
+fn kill_9_on_two_shards_loses_nothing_and_duplicates_nothing() {
+    kill_9_at_random_moments(2);
+}
+
+fn kill_9_at_random_moments(shards: u16) {
     let dir = scratch();
-    let name = &unique("eos-kill");
+    let name = &unique(&format!("eos-kill-{shards}"));
     create_topic(&format!("{name}-in"), 4);
     let events = vitals(0, 100_000);
     produce(&format!("{name}-in"), &events);
-    let p = pipeline(dir.path(), name, true, true);
+    let p = pipeline_on(dir.path(), name, true, true, shards);
     let log = dir.path().join("weir.log");
     let seed: u64 = rand::random();
     eprintln!("kill moments from seed {seed}");

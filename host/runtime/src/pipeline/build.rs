@@ -74,9 +74,16 @@ pub fn sharding(spec: &PipelineSpec, checked: &Checked) -> Result<Sharding, Stri
     };
     let source = &spec.sources[0];
     let first = (!spec.steps.is_empty()).then(|| windowed(0)).flatten();
-    let watermarks = first.is_some_and(|(p, _)| {
-        p.timestamp_by.is_none() || spec.sources.iter().all(|s| s.timestamp_field.as_ref() == p.timestamp_by.as_ref())
-    });
+    // The pipeline's watermark comes from the sources' event times: a
+    // query may close its windows on it if it reads its times from there
+    // too (no TIMESTAMP BY of its own, or the sources' timestamp_field
+    // when it reads the sources).
+    let follows_sources = |i: usize, p: &Plan| {
+        p.timestamp_by.is_none()
+            || (i == 0 && spec.sources.iter().all(|s| s.timestamp_field.as_ref() == p.timestamp_by.as_ref()))
+    };
+    let queries: Vec<(usize, &Plan)> = (0..spec.steps.len()).filter_map(|i| windowed(i).map(|(p, _)| (i, p))).collect();
+    let watermarks = !queries.is_empty() && queries.iter().all(|(i, p)| follows_sources(*i, p));
     let key_fields: Vec<Option<&String>> = spec.sources.iter().map(|s| s.key_field.as_ref()).collect();
     let route_field = match first {
         Some((p, w)) if key_fields.iter().any(Option::is_none) => w.keys.first().map(|k| p.fields[*k].clone()),
@@ -107,15 +114,9 @@ pub fn sharding(spec: &PipelineSpec, checked: &Checked) -> Result<Sharding, Stri
             StepSpecKind::Plugin(_) => {}
             StepSpecKind::Query(_) => {
                 let Some((p, w)) = windowed(i) else { continue };
-                if i > 0 {
+                if !follows_sources(i, p) {
                     return Err(format!(
-                        "query step `{}` has windows but follows another step: only a first step's windows split by key",
-                        step.name
-                    ));
-                }
-                if !watermarks {
-                    return Err(format!(
-                        "query step `{}` reads its time from TIMESTAMP BY {}, not from the source's timestamp_field",
+                        "query step `{}` reads its time from TIMESTAMP BY {}, not from the sources' timestamp_field",
                         step.name,
                         p.timestamp_by.as_deref().unwrap_or_default()
                     ));

@@ -187,7 +187,9 @@ impl Router {
             .collect();
         for (s, sender) in self.shards.iter().enumerate() {
             let part = split(&batch, &shard_of, s as u16);
-            if !part.is_empty() {
+            // A shard with none of the batch's events still hears where the
+            // watermark went: its windows close at the same time.
+            if !part.is_empty() || part.watermarks.is_some() {
                 sender.send(ToShard::Batch(part)).map_err(|_| gone())?;
             }
         }

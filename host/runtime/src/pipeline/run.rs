@@ -137,7 +137,7 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     let mut shards = Vec::new();
     let (mut columns, mut controls, mut replicas) = (None, Vec::new(), HashMap::<String, Vec<_>>::new());
     for shard in 0..sharding.parallelism {
-        let built = build_steps(&spec, &checked, &engine, &metrics, &models)?;
+        let built = build_steps(&spec, &checked, &engine, &metrics, &models, sharding.watermarks)?;
         if shard == 0 {
             (columns, controls) = (built.columns, built.controls);
         } else {
@@ -441,6 +441,7 @@ fn build_steps(
     engine: &PluginEngine,
     metrics: &Metrics,
     models: &ModelRegistry,
+    pipeline_watermark: bool,
 ) -> anyhow::Result<Built> {
     let mut columns = None;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
@@ -483,6 +484,7 @@ fn build_steps(
                         .sinks
                         .iter()
                         .any(|k| matches!(&k.from, Route::Step { step, output } if *step == i && output == "late")),
+                    pipeline_watermark,
                 };
                 let step = QueryStep::new(settings, metrics.step(&s.name), metrics.window(&s.name));
                 if i == 0 {

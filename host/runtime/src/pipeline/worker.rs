@@ -97,6 +97,7 @@ impl Shard {
             match msg {
                 ToShard::Batch(batch) => {
                     self.metrics.events.inc_by(batch.len() as u64);
+                    let end = batch.watermarks.as_ref().map(|w| w.end);
                     if self.steps.is_empty() {
                         self.deliver(|r| *r == Route::Sources, batch)?;
                     } else {
@@ -104,6 +105,9 @@ impl Shard {
                             self.deliver(|r| *r == Route::Sources, batch.clone())?;
                         }
                         self.run_from(0, batch, dead)?;
+                    }
+                    if let Some(end) = end {
+                        self.watermark(end, dead)?;
                     }
                 }
                 ToShard::Barrier(cut) => {
@@ -135,6 +139,20 @@ impl Shard {
                 }
             }
             self.metrics.busy.inc_by(started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Tells each step in turn where the pipeline's watermark is; what
+    /// fires flows through the steps after it.
+    fn watermark(&mut self, end: i64, dead: &DeadLetters) -> std::io::Result<()> {
+        for i in 0..self.steps.len() {
+            let out = self.steps[i].watermark(end, dead)?;
+            if out.main.is_empty() && out.named.is_empty() {
+                continue;
+            }
+            let main = self.emit(i, out, Some(end))?;
+            self.run_from(i + 1, main, dead)?;
         }
         Ok(())
     }
