@@ -194,6 +194,11 @@ pub struct SourceConfig {
     /// by this much (see queries.md).
     #[serde(default, with = "humantime_serde::option")]
     pub max_out_of_orderness: Option<Duration>,
+    /// How long a partition of the source (a Kafka partition; a source
+    /// without partitions is one) may send nothing before the pipeline's
+    /// watermark stops waiting for it (default "30s"; "0s": never).
+    #[serde(default, with = "humantime_serde::option")]
+    pub idle_timeout: Option<Duration>,
     /// A JSON Schema file each event must satisfy; violations go to the
     /// dead-letter output with reason `schema-violation` (kinds that
     /// decode events: file, http, kafka).
@@ -204,7 +209,8 @@ pub struct SourceConfig {
 }
 
 /// The keys of [`SourceConfig`] that every kind has.
-pub const SOURCE_KEYS: &[&str] = &["name", "kind", "timestamp_field", "key_field", "max_out_of_orderness", "schema"];
+pub const SOURCE_KEYS: &[&str] =
+    &["name", "kind", "timestamp_field", "key_field", "max_out_of_orderness", "idle_timeout", "schema"];
 
 /// `[[steps]]`: processing, in order; each step takes the previous step's
 /// main output (or all sources, for the first). A step runs a plugin

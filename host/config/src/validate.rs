@@ -75,6 +75,8 @@ pub struct SourceSpec {
     pub timestamp_field: Option<String>,
     pub key_field: Option<String>,
     pub max_out_of_orderness: Duration,
+    /// `idle_timeout`; `None`: a partition never counts as idle.
+    pub idle_timeout: Option<Duration>,
     /// The JSON Schema every event must satisfy.
     pub schema: Option<std::sync::Arc<weir_core::event::Schema>>,
     /// The kind's own keys, for its connector.
@@ -294,6 +296,11 @@ fn source(i: usize, s: &SourceConfig, at: &Arc<SourceText>) -> Result<SourceSpec
         timestamp_field: s.timestamp_field.clone(),
         key_field: s.key_field.clone(),
         max_out_of_orderness: s.max_out_of_orderness.unwrap_or_default(),
+        idle_timeout: match s.idle_timeout {
+            None => Some(Duration::from_secs(30)),
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+        },
         schema,
         options: Options::new(at, "sources", i, SOURCE_KEYS, &s.kind, keys),
     })

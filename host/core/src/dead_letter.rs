@@ -195,7 +195,7 @@ mod resume_tests {
             reason: "rejected",
             detail: "no",
             step: None,
-            origin: crate::event::Origin { source: 0, line: i, offset: i },
+            origin: crate::event::Origin { source: 0, line: i, offset: i, partition: 0 },
             original: b"{}",
         };
         dead.send(record(1)).unwrap();

@@ -494,7 +494,11 @@ mod tests {
                 for i in 0..50u64 {
                     let t = (b * 50 + i) * 100 + next() % 20_000;
                     let line = format!(r#"{{"k":"k{}","v":{}}}"#, next() % 3, next() % 100);
-                    batch.push(line.as_bytes(), t as i64, Origin { source: 0, line: b * 50 + i + 1, offset: 0 });
+                    batch.push(
+                        line.as_bytes(),
+                        t as i64,
+                        Origin { source: 0, line: b * 50 + i + 1, offset: 0, partition: 0 },
+                    );
                 }
                 batch
             })
@@ -561,7 +565,7 @@ mod tests {
         ];
         let mut batch = Batch::default();
         for (i, l) in lines.iter().enumerate() {
-            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
+            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0, partition: 0 });
         }
         let mut plain = make();
         let a = [lines_of(&plain.process(batch.clone(), &dead).unwrap()), lines_of(&plain.finish(&dead).unwrap())];

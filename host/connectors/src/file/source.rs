@@ -99,7 +99,7 @@ impl Source for FileSource {
                 return Ok(Fill::Done);
             }
             self.line += 1;
-            let origin = Origin { source: self.index, line: self.line, offset: self.offset };
+            let origin = Origin { source: self.index, line: self.line, offset: self.offset, partition: 0 };
             self.offset += n as u64;
             let mut end = batch.payloads.len();
             while end > start && matches!(batch.payloads[end - 1], b'\n' | b'\r') {

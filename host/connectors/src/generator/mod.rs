@@ -305,7 +305,7 @@ impl Source for Generator {
             for _ in 0..n {
                 let ts = self.event_time(self.produced);
                 self.write_event(&mut batch.payloads, ts)?;
-                let origin = Origin { source: self.index, line: 0, offset: self.produced };
+                let origin = Origin { source: self.index, line: 0, offset: self.produced, partition: 0 };
                 batch.commit(ts, origin);
                 self.produced += 1;
             }

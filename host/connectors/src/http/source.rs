@@ -91,7 +91,12 @@ impl HttpIngest {
             Ok(e) => e,
             Err(message) => {
                 self.events.inc();
-                let origin = Origin { source: self.index, line: 0, offset: self.seq.fetch_add(1, Ordering::Relaxed) };
+                let origin = Origin {
+                    source: self.index,
+                    line: 0,
+                    offset: self.seq.fetch_add(1, Ordering::Relaxed),
+                    partition: 0,
+                };
                 let record =
                     DeadLetter { reason: "invalid-json", detail: &message, step: None, origin, original: body };
                 if let Err(e) = self.dead.send_all(std::iter::once(record)) {
@@ -108,7 +113,7 @@ impl HttpIngest {
                 Ok(d) => valid.push(
                     e,
                     d.timestamp.unwrap_or(now),
-                    Origin { source: self.index, line: i as u64 + 1, offset: 0 },
+                    Origin { source: self.index, line: i as u64 + 1, offset: 0, partition: 0 },
                 ),
                 Err(err) => refused.push((i, err.reason(), err.to_string())),
             }
@@ -134,7 +139,7 @@ impl HttpIngest {
             reason,
             detail,
             step: None,
-            origin: Origin { source: self.index, line: *i as u64 + 1, offset: first + *i as u64 },
+            origin: Origin { source: self.index, line: *i as u64 + 1, offset: first + *i as u64, partition: 0 },
             original: &events[*i],
         });
         if let Err(e) = self.dead.send_all(records) {

@@ -480,7 +480,12 @@ impl Source for KafkaSource {
                     let payload = m.payload().unwrap_or_default();
                     self.bytes += payload.len() as u64;
                     batch.payloads.extend_from_slice(payload);
-                    let origin = Origin { source: self.index, line: 0, offset: m.offset() as u64 };
+                    let origin = Origin {
+                        source: self.index,
+                        line: 0,
+                        offset: m.offset() as u64,
+                        partition: m.partition() as u32,
+                    };
                     batch.commit(ingest_time, origin);
                     partitions.push(m.partition());
                     self.positions.insert(m.partition(), m.offset() + 1);
@@ -517,7 +522,11 @@ mod tests {
         let mut batch = Batch::default();
         let mut partitions = Vec::new();
         for (i, p) in [0, 1, 2, 1, 0].into_iter().enumerate() {
-            batch.push(format!("{{\"i\":{i}}}").as_bytes(), i as i64, Origin { source: 0, line: 0, offset: i as u64 });
+            batch.push(
+                format!("{{\"i\":{i}}}").as_bytes(),
+                i as i64,
+                Origin { source: 0, line: 0, offset: i as u64, partition: 0 },
+            );
             partitions.push(p);
         }
         drop_partitions(&mut batch, &mut partitions, &[1]);

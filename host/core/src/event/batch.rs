@@ -12,6 +12,10 @@ pub struct Origin {
     pub line: u64,
     /// Byte offset of the event in the input (or its sequence number).
     pub offset: u64,
+    /// The partition of the input it came from (a Kafka partition; 0 for
+    /// inputs without partitions). Event-time progress is tracked per
+    /// partition.
+    pub partition: u32,
 }
 
 /// A batch of events. Event `i` is `payloads[ends[i-1]..ends[i]]`.
@@ -135,9 +139,9 @@ mod tests {
     #[test]
     fn events_round_trip_through_the_flat_layout() {
         let mut b = Batch::default();
-        b.push(br#"{"a":1}"#, 10, Origin { source: 0, line: 1, offset: 0 });
+        b.push(br#"{"a":1}"#, 10, Origin { source: 0, line: 1, offset: 0, partition: 0 });
         b.push(b"", 11, Origin::default());
-        b.push(br#"{"b":2}"#, 12, Origin { source: 1, line: 3, offset: 9 });
+        b.push(br#"{"b":2}"#, 12, Origin { source: 1, line: 3, offset: 9, partition: 0 });
         let got: Vec<_> = b.iter().map(|(p, t, o)| (p.to_vec(), t, o.line)).collect();
         assert_eq!(got, vec![(br#"{"a":1}"#.to_vec(), 10, 1), (vec![], 11, 0), (br#"{"b":2}"#.to_vec(), 12, 3)]);
         b.clear();

@@ -124,7 +124,7 @@ mod tests {
         let mut batch = Batch::default();
         let lines = [r#"{"t":5}"#, "oops", r#"{"t":7}"#, r#"{"x":1}"#, r#"{"t":9}"#];
         for (i, l) in lines.iter().enumerate() {
-            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
+            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0, partition: 0 });
         }
         let plan = FieldPlan { timestamp_field: Some("t".into()), ..FieldPlan::default() };
         let mut refused = Refused::default();
@@ -143,7 +143,7 @@ mod tests {
         let mut batch = Batch::default();
         let lines = [r#"{"id":"a\u0042","t":5,"v":1.5}"#, "oops", r#"{"t":7,"id":"xy","v":null,"w":[1]}"#];
         for (i, l) in lines.iter().enumerate() {
-            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0 });
+            batch.push(l.as_bytes(), 0, Origin { source: 0, line: i as u64 + 1, offset: 0, partition: 0 });
         }
         let fields: std::sync::Arc<[String]> = vec!["id".to_string(), "v".to_string(), "t".to_string()].into();
         let plan =

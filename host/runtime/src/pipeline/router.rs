@@ -9,53 +9,115 @@ use super::checkpointer::Clock;
 use super::worker::{Cut, ToShard};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use weir_core::checkpoint::Gate;
 use weir_core::dead_letter::DeadLetters;
 use weir_core::event::{Batch, Cell, Columns, Ingested, Watermarks};
 use weir_core::keys;
 
-/// The pipeline's watermark: each source's largest event time less its
-/// `max_out_of_orderness`, the smallest over the sources seen so far.
+/// The pipeline's watermark. Event-time progress is tracked per partition
+/// of each source (a Kafka partition; other sources are one partition): a
+/// partition's is its largest event time less the source's
+/// `max_out_of_orderness`, and the watermark is the smallest over the
+/// partitions seen — so a partition that lags (catching up after a
+/// restart) holds it back instead of having its events called late, as
+/// Flink's Kafka source does. A partition silent for its source's
+/// `idle_timeout` stops holding it back until it sends again. The
+/// watermark never moves back.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Watermark {
-    maxes: Vec<Option<i64>>,
+    /// Largest event time per source, then per partition.
+    maxes: Vec<BTreeMap<u32, i64>>,
+    /// The watermark so far.
+    current: i64,
     #[serde(skip)]
-    out_of_orderness: Vec<i64>,
+    settings: Vec<(i64, Option<Duration>)>,
+    /// When each partition last sent an event.
+    #[serde(skip)]
+    seen: Vec<BTreeMap<u32, Instant>>,
+    /// Partitions left out as idle.
+    #[serde(skip)]
+    idle: BTreeSet<(usize, u32)>,
 }
 
 impl Watermark {
-    pub fn new(out_of_orderness: Vec<i64>) -> Self {
-        Watermark { maxes: vec![None; out_of_orderness.len()], out_of_orderness }
+    /// `sources`: each source's `max_out_of_orderness` (ms) and `idle_timeout`.
+    pub fn new(sources: Vec<(i64, Option<Duration>)>) -> Self {
+        let n = sources.len();
+        Watermark {
+            maxes: vec![BTreeMap::new(); n],
+            current: i64::MIN,
+            settings: sources,
+            seen: vec![BTreeMap::new(); n],
+            idle: BTreeSet::new(),
+        }
     }
 
-    pub fn current(&self) -> i64 {
-        self.maxes
-            .iter()
-            .zip(&self.out_of_orderness)
-            .filter_map(|(m, ooo)| m.map(|m| m.saturating_sub(*ooo)))
-            .min()
-            .unwrap_or(i64::MIN)
+    /// The smallest over the partitions that are not idle, if any.
+    fn computed(&self) -> Option<i64> {
+        let mut min: Option<i64> = None;
+        for (s, parts) in self.maxes.iter().enumerate() {
+            let ooo = self.settings.get(s).map_or(0, |(o, _)| *o);
+            for (p, max) in parts {
+                if !self.idle.is_empty() && self.idle.contains(&(s, *p)) {
+                    continue;
+                }
+                let w = max.saturating_sub(ooo);
+                min = Some(min.map_or(w, |m| m.min(w)));
+            }
+        }
+        min
     }
 
-    fn see(&mut self, source: usize, t: i64) {
-        if let Some(m) = self.maxes.get_mut(source) {
-            *m = Some(m.map_or(t, |m| m.max(t)));
+    /// Leaves out the partitions silent for longer than their source's timeout.
+    fn mark_idle(&mut self, now: Instant) {
+        for (s, parts) in self.seen.iter().enumerate() {
+            let Some((_, Some(timeout))) = self.settings.get(s) else { continue };
+            for (p, at) in parts {
+                if now.duration_since(*at) > *timeout && self.idle.insert((s, *p)) {
+                    tracing::info!(
+                        source = s,
+                        partition = p,
+                        "a partition is idle: the watermark no longer waits for it"
+                    );
+                }
+            }
+        }
+        if let Some(w) = self.computed() {
+            self.current = self.current.max(w);
         }
     }
 
     /// The watermark before and after each event of `batch`.
     fn around(&mut self, batch: &Batch) -> Watermarks {
+        let now = Instant::now();
+        self.mark_idle(now);
         let mut w =
             Watermarks { before: Vec::with_capacity(batch.len()), after: Vec::with_capacity(batch.len()), end: 0 };
-        let mut now = self.current();
+        let mut last: Option<(usize, u32)> = None;
         for i in 0..batch.len() {
-            w.before.push(now);
-            self.see(batch.origins[i].source as usize, batch.timestamps[i]);
-            now = self.current();
-            w.after.push(now);
+            w.before.push(self.current);
+            let (source, partition, t) =
+                (batch.origins[i].source as usize, batch.origins[i].partition, batch.timestamps[i]);
+            if let Some(parts) = self.maxes.get_mut(source) {
+                let max = parts.entry(partition).or_insert(t);
+                let grew = t > *max || last != Some((source, partition));
+                *max = (*max).max(t);
+                if last != Some((source, partition)) {
+                    self.seen[source].insert(partition, now);
+                    self.idle.remove(&(source, partition));
+                    last = Some((source, partition));
+                }
+                // The smallest can only move when a partition's largest does.
+                if grew && let Some(computed) = self.computed() {
+                    self.current = self.current.max(computed);
+                }
+            }
+            w.after.push(self.current);
         }
-        w.end = now;
+        w.end = self.current;
         w
     }
 
@@ -63,12 +125,19 @@ impl Watermark {
         postcard::to_stdvec(self).expect("watermarks serialize")
     }
 
+    /// Puts back the progress a snapshot recorded; every partition counts
+    /// as just seen.
     pub fn restore(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         let got: Watermark =
             postcard::from_bytes(bytes).map_err(|e| anyhow::anyhow!("the watermarks are unreadable: {e}"))?;
-        for (i, m) in got.maxes.into_iter().enumerate().take(self.maxes.len()) {
-            self.maxes[i] = m;
+        let now = Instant::now();
+        for (i, parts) in got.maxes.into_iter().enumerate().take(self.maxes.len()) {
+            for p in parts.keys() {
+                self.seen[i].insert(*p, now);
+            }
+            self.maxes[i] = parts;
         }
+        self.current = got.current;
         Ok(())
     }
 }
@@ -262,4 +331,44 @@ fn split(batch: &Batch, shard_of: &[u16], shard: u16) -> Batch {
 
 fn gone() -> std::io::Error {
     std::io::Error::other("a shard stopped")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::event::Origin;
+
+    fn batch(events: &[(u32, i64)]) -> Batch {
+        let mut b = Batch::default();
+        for (partition, t) in events {
+            b.push(b"{}", *t, Origin { source: 0, line: 0, offset: 0, partition: *partition });
+        }
+        b
+    }
+
+    #[test]
+    fn a_lagging_partition_holds_the_watermark_back() {
+        let mut w = Watermark::new(vec![(100, None)]);
+        assert_eq!(w.around(&batch(&[(0, 100), (1, 100)])).end, 0);
+        let got = w.around(&batch(&[(0, 1000), (1, 500), (0, 2000), (1, 600)]));
+        assert_eq!(got.before, vec![0, 0, 400, 400]);
+        assert_eq!(got.after, vec![0, 400, 400, 500]);
+        assert_eq!(got.end, 500, "partition 1 is behind: its events are not late");
+        // It never moves back, also after a restore.
+        let mut again = Watermark::new(vec![(100, None)]);
+        again.restore(&w.snapshot()).unwrap();
+        assert_eq!(again.around(&batch(&[(2, 0)])).after, vec![500]);
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_it_back_until_it_sends_again() {
+        let mut w = Watermark::new(vec![(0, Some(Duration::from_millis(30)))]);
+        w.around(&batch(&[(0, 1000), (1, 100)]));
+        std::thread::sleep(Duration::from_millis(60));
+        let got = w.around(&batch(&[(0, 2000)]));
+        assert_eq!(got.before, vec![1000], "partition 1 is idle, partition 0 leads");
+        assert_eq!(got.end, 2000);
+        let got = w.around(&batch(&[(1, 1500), (1, 2500)]));
+        assert_eq!(got.after, vec![2000, 2000], "back, it holds the watermark where it was");
+    }
 }

@@ -153,7 +153,7 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
         Watermark::new(
             spec.sources
                 .iter()
-                .map(|s| i64::try_from(s.max_out_of_orderness.as_millis()).unwrap_or(i64::MAX))
+                .map(|s| (i64::try_from(s.max_out_of_orderness.as_millis()).unwrap_or(i64::MAX), s.idle_timeout))
                 .collect(),
         )
     });
