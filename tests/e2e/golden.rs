@@ -142,7 +142,7 @@ impl Golden {
         for s in t["sources"].as_array_mut().unwrap() {
             let s = s.as_table_mut().unwrap();
             let events = match s["kind"].as_str().unwrap() {
-                "generator" => s["count"].as_integer().unwrap(),
+                "generator" | "nexmark" => s["count"].as_integer().unwrap(),
                 "file" => {
                     let path = repo().join(s["path"].as_str().unwrap());
                     std::fs::read_to_string(path).unwrap().lines().count() as i64
@@ -230,6 +230,26 @@ fn patient_monitoring() {
 fn patient_monitoring_with_risk() {
     // A plugin step after the windows, and no key_field for its keyed state.
     refused_on_two_shards("examples/patient-monitoring/with-risk.toml", "plugin step `risk`");
+}
+
+#[test]
+fn nexmark_q0() {
+    straight_and_killed("examples/nexmark/q0.toml");
+}
+
+#[test]
+fn nexmark_q1() {
+    straight_and_killed("examples/nexmark/q1.toml");
+}
+
+#[test]
+fn nexmark_q2() {
+    straight_and_killed("examples/nexmark/q2.toml");
+}
+
+#[test]
+fn nexmark_q11() {
+    straight_and_killed("examples/nexmark/q11.toml");
 }
 
 #[test]

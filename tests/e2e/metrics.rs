@@ -45,10 +45,19 @@ pub const PROMISED: &[(&str, &[Series])] = &[
     ("sink", &[("weir_sink_events_total", "sink", "", "")]),
     ("checkpoint", &[("weir_checkpoints_total", "result", "", ""), ("weir_checkpoint_epoch", "", "", "")]),
     ("kafka source", &[("weir_kafka_consumer_lag", "source", "", "")]),
+    (
+        "shard",
+        &[
+            ("weir_shard_events_total", "shard", "", ""),
+            ("weir_shard_busy_seconds_total", "shard", "", ""),
+            ("weir_shard_queue_batches", "shard", "", ""),
+        ],
+    ),
     ("kafka sink (exactly-once)", &[("weir_kafka_transactions_total", "result", "", "")]),
 ];
 
-const GAUGES: &[&str] = &["weir_windows_open", "weir_watermark_milliseconds", "weir_kafka_consumer_lag"];
+const GAUGES: &[&str] =
+    &["weir_windows_open", "weir_watermark_milliseconds", "weir_kafka_consumer_lag", "weir_shard_queue_batches"];
 
 /// Asserts that `metrics` (Prometheus text) has, for the component `name`
 /// of `kind`, every promised series with a value above zero (gauges: any).

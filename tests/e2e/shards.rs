@@ -156,6 +156,9 @@ fn a_hot_key_gives_the_same_results_and_shows_as_skew() {
     assert_ok(&weir().arg("run").arg(&two).arg("--metrics-file").arg(&metrics).output().unwrap());
     assert_eq!(sorted_lines(&out), want);
     let m = std::fs::read_to_string(&metrics).unwrap();
+    for shard in ["0", "1"] {
+        crate::metrics::assert_promised(&m, "shard", shard);
+    }
     let events = |shard: u32| {
         crate::live::metric(&m, "weir_shard_events_total", &[&format!("shard=\"{shard}\"")]).unwrap_or(0.0)
     };

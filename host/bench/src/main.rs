@@ -1,7 +1,7 @@
 //! weir-bench: measurements of Weir that do not belong in the shipped
 //! binary. It may depend on every Weir crate; nothing depends on it.
 //!
-//!   cargo run --release -p weir-bench -- plugin|models|http|swap [options]
+//!   cargo run --release -p weir-bench -- plugin|models|http|swap|seed-loop [options]
 //!
 //! `weir plugin bench` (for plugin authors) stays in the `weir` command.
 #![allow(clippy::print_stdout, reason = "the reports are the commands' output")]
@@ -9,6 +9,7 @@
 mod http;
 mod models;
 mod plugin;
+mod seed_loop;
 mod swap;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Command {
     /// Measures hot-loading: the stall of the event flow per swap under
     /// load, upload to first batch, and compile times with and without the cache.
     Swap(swap::BenchSwapArgs),
+    /// The hand-written two-thread loop the patient-monitoring query is
+    /// compared with (scripts/bench-patient-monitoring.sh).
+    SeedLoop(seed_loop::SeedLoopArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Models(args) => models::bench_models(args),
         Command::Http(args) => http::bench_http(args),
         Command::Swap(args) => swap::bench_swap(args),
+        Command::SeedLoop(args) => seed_loop::bench(args),
     };
     match result {
         Ok(code) => code,

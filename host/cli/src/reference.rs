@@ -26,6 +26,7 @@ const TABLES: &[Table] = &[
     Table { marker: "sources", file: TYPES, ty: "SourceConfig" },
     Table { marker: "sources.file", file: "host/connectors/src/file/mod.rs", ty: "FileSourceOptions" },
     Table { marker: "sources.generator", file: "host/connectors/src/generator/mod.rs", ty: "GeneratorOptions" },
+    Table { marker: "sources.nexmark", file: "host/connectors/src/nexmark/mod.rs", ty: "NexmarkOptions" },
     Table { marker: "sources.http", file: "host/connectors/src/http/mod.rs", ty: "HttpOptions" },
     Table { marker: "sources.kafka", file: "host/connectors/src/kafka/config.rs", ty: "KafkaSourceOptions" },
     Table { marker: "steps", file: TYPES, ty: "StepConfig" },
@@ -105,7 +106,7 @@ fn describe(ty: &syn::Type) -> (String, bool, Option<String>) {
         ("Duration", _) => ("duration".into(), false, None),
         ("ByteSize", _) => ("size".into(), false, None),
         ("BTreeMap", _) => ("table".into(), false, None),
-        ("GeneratorKind", _) => ("string".into(), false, None),
+        ("GeneratorKind" | "NexmarkKind", _) => ("string".into(), false, None),
         (other, _) => ("table".into(), false, Some(other.to_string())),
     }
 }

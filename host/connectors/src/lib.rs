@@ -15,6 +15,8 @@ pub mod file;
 pub mod generator;
 pub mod http;
 pub mod kafka;
+pub mod nexmark;
+mod pace;
 pub mod stdout;
 
 use std::sync::Arc;
@@ -28,8 +30,15 @@ use weir_core::sink::Sink;
 use weir_core::source::Opened;
 
 /// Every connector, by the kinds it serves.
-pub static CONNECTORS: &[&dyn Connector] =
-    &[&file::File, &generator::Generators, &http::Http, &kafka::Kafka, &stdout::Stdout, &discard::Discard];
+pub static CONNECTORS: &[&dyn Connector] = &[
+    &file::File,
+    &generator::Generators,
+    &nexmark::Nexmark,
+    &http::Http,
+    &kafka::Kafka,
+    &stdout::Stdout,
+    &discard::Discard,
+];
 
 /// A connector: the source and sink kinds it serves.
 pub trait Connector: Sync {
@@ -219,7 +228,7 @@ mod tests {
         let mut sinks: Vec<_> = CONNECTORS.iter().flat_map(|c| c.sink_kinds().iter().copied()).collect();
         sources.sort();
         sinks.sort();
-        assert_eq!(sources, ["file", "generator", "http", "kafka"]);
+        assert_eq!(sources, ["file", "generator", "http", "kafka", "nexmark"]);
         assert_eq!(sinks, ["discard", "file", "kafka", "stdout"]);
     }
 
@@ -229,7 +238,7 @@ mod tests {
         let spec = weir_config::load_str(Path::new("p.toml"), text).unwrap();
         assert_eq!(
             check(&spec).unwrap_err().to_string(),
-            "p.toml:6: sources[0].kind: unknown source kind `ftp` (kinds: file, generator, http, kafka)"
+            "p.toml:6: sources[0].kind: unknown source kind `ftp` (kinds: file, generator, nexmark, http, kafka)"
         );
     }
 }

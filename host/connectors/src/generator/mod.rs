@@ -80,14 +80,7 @@ impl GeneratorSpec {
         if keys == 0 {
             return Err(s.options.error("keys", "must be at least 1"));
         }
-        let start_ms = match &o.start {
-            None => None,
-            Some(t) => Some(
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .map_err(|e| s.options.error("start", format!("`{t}` is not an RFC 3339 time ({e})")))?
-                    .timestamp_millis(),
-            ),
-        };
+        let start_ms = crate::pace::start_ms(s, o.start.as_deref())?;
         if o.interval.is_some_and(|i| i.is_zero()) {
             return Err(s.options.error("interval", "must be more than zero"));
         }
@@ -197,11 +190,8 @@ impl Generator {
 
     /// Events due by now under the rate limit (all remaining when unthrottled).
     fn due(&self) -> u64 {
-        if self.spec.rate == 0 {
-            return u64::MAX;
-        }
-        let elapsed = self.started.elapsed().as_secs_f64();
-        ((elapsed * self.spec.rate as f64) as u64).saturating_sub(self.produced - self.resumed_at)
+        crate::pace::Pace { rate: self.spec.rate, started: self.started, resumed_at: self.resumed_at }
+            .due(self.produced)
     }
 
     /// Event time of event `i`: spaced by `interval` (else by the rate, or
