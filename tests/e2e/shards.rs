@@ -179,3 +179,50 @@ fn a_pipeline_without_a_key_cannot_be_split() {
     let err = stderr(&out);
     assert!(err.contains("pipeline.parallelism") && err.contains("source `s` has no key_field"), "{err}");
 }
+
+/// The admin API lists each shard with its key groups and counters.
+#[test]
+fn the_admin_api_shows_each_shard() {
+    let dir = scratch();
+    let port = crate::live::free_port();
+    let text = format!(
+        r#"
+[pipeline]
+name = "api-shards"
+parallelism = 2
+
+[server]
+listen = "127.0.0.1:{port}"
+
+[[sources]]
+name = "vitals"
+kind = "generator"
+generate = "vitals"
+rate = 2000
+key_field = "PatientId"
+
+[[steps]]
+name = "identity"
+plugin = {plugin}
+
+[[sinks]]
+name = "drop"
+kind = "discard"
+
+[dead_letter]
+path = {dead}
+"#,
+        plugin = toml_path(&plugin("identity")),
+        dead = toml_path(&dir.path().join("dead.ndjson")),
+    );
+    let mut child = crate::live::spawn_listening(&dir.path().join("p.toml"), &text, port);
+    wait_until("the server", || crate::live::get(port, "/readyz").is_some_and(|r| r.0 == 200));
+    let shards = || crate::live::get_json(port, "/api/v1/pipelines/api-shards")["shards"].clone();
+    wait_until("both shards to process events", || {
+        shards().as_array().is_some_and(|s| s.len() == 2 && s.iter().all(|s| s["events"].as_u64() > Some(0)))
+    });
+    let s = shards();
+    assert_eq!((s[0]["key_groups"].as_str(), s[1]["key_groups"].as_str()), (Some("0..64"), Some("64..128")), "{s}");
+    assert!(s[0]["busy_seconds"].as_f64().is_some() && s[1]["queue_batches"].as_i64().is_some(), "{s}");
+    assert_ok(&sigterm(&mut child));
+}

@@ -32,6 +32,8 @@ struct PipelineView {
     name: String,
     status: &'static str,
     steps: Vec<StepView>,
+    /// Per shard: key groups, events, busy time, queue depth.
+    shards: Vec<weir_runtime::deploy::ShardView>,
 }
 
 #[derive(Serialize)]
@@ -77,7 +79,12 @@ fn view(d: &Deployments) -> PipelineView {
         circuit: None,
         versions: None,
     }));
-    PipelineView { name: d.pipeline.clone(), status: if running { "running" } else { "stopped" }, steps }
+    PipelineView {
+        name: d.pipeline.clone(),
+        status: if running { "running" } else { "stopped" },
+        steps,
+        shards: d.shards(),
+    }
 }
 
 fn error(status: StatusCode, message: impl ToString) -> Response {

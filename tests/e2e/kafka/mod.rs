@@ -199,9 +199,18 @@ fn kill_9_at_random_moments(shards: u16) {
     eprintln!("kill moments from seed {seed}");
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
     let mut killed_while_running = 0;
-    for _ in 0..5 {
+    for run in 1..=5 {
         let mut child = spawn(&p, &log, &[]);
-        std::thread::sleep(Duration::from_millis(rand::Rng::random_range(&mut rng, 200..1500)));
+        // The random moment counts from when this run holds its partitions
+        // (start-up takes longer on a loaded machine), unless it has ended.
+        let assigned = std::time::Instant::now() + Duration::from_secs(60);
+        while std::fs::read_to_string(&log).unwrap_or_default().matches("partitions assigned").count() < run
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < assigned
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rand::Rng::random_range(&mut rng, 100..700)));
         match child.try_wait().unwrap() {
             None => killed_while_running += 1,
             Some(status) => assert!(status.success(), "weir failed:\n{}", std::fs::read_to_string(&log).unwrap()),

@@ -39,6 +39,19 @@ pub struct Deployments {
     /// The same steps in the other shards, by step name: every new version
     /// goes to each of them too.
     replicas: std::collections::HashMap<String, Vec<Arc<StepControl>>>,
+    /// Each shard's key groups and counters, for the admin API.
+    shards: Vec<(std::ops::Range<u16>, crate::pipeline::ShardMetrics)>,
+}
+
+/// One shard as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardView {
+    pub shard: usize,
+    /// The key groups it owns, `first..end`.
+    pub key_groups: String,
+    pub events: u64,
+    pub busy_seconds: f64,
+    pub queue_batches: i64,
 }
 
 /// Why a deployment or rollback did not happen.
@@ -337,7 +350,28 @@ impl Deployments {
         queries: Vec<String>,
         running: Arc<AtomicBool>,
     ) -> Self {
-        Deployments { pipeline, engine, steps, queries, running, replicas: Default::default() }
+        Deployments { pipeline, engine, steps, queries, running, replicas: Default::default(), shards: Vec::new() }
+    }
+
+    /// With the shards' key groups and counters.
+    pub fn with_shards(mut self, shards: Vec<(std::ops::Range<u16>, crate::pipeline::ShardMetrics)>) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Each shard's key groups and counters: skew between them shows a hot key.
+    pub fn shards(&self) -> Vec<ShardView> {
+        self.shards
+            .iter()
+            .enumerate()
+            .map(|(shard, (groups, m))| ShardView {
+                shard,
+                key_groups: format!("{}..{}", groups.start, groups.end),
+                events: m.events.get(),
+                busy_seconds: m.busy.get(),
+                queue_batches: m.queue.get(),
+            })
+            .collect()
     }
 
     /// With the controls of the steps' copies in the other shards.

@@ -18,3 +18,4 @@ pub use build::{Checked, Sharding, check, sharding};
 pub use plugin_step::{PluginStep, PluginStepOptions};
 pub use run::{Prepared, RunOptions, RunReport, Running, ServerParts, prepare, start, start_plugin};
 pub use weir_core::step::{Outputs, Step};
+pub use worker::ShardMetrics;

@@ -170,8 +170,14 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     let running_flag = Arc::new(AtomicBool::new(true));
     let queries =
         spec.steps.iter().filter(|s| matches!(s.kind, StepSpecKind::Query(_))).map(|s| s.name.clone()).collect();
+    let families = metrics.family::<ShardFamilies>();
+    let shard_views = (0..sharding.parallelism)
+        .map(|i| (weir_core::keys::groups_of(i, spec.max_parallelism, sharding.parallelism), families.shard(i)))
+        .collect();
     let deployments = Arc::new(
-        Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone()).with_replicas(replicas),
+        Deployments::new(spec.name.clone(), engine, controls, queries, running_flag.clone())
+            .with_replicas(replicas)
+            .with_shards(shard_views),
     );
     let mut sinks = super::durable::open_sinks(&spec, &mut durable, &metrics)?;
     let mut opened = Vec::new();
