@@ -181,7 +181,7 @@ impl<'de> Visitor<'de> for Extract<'_, '_> {
                         }
                     });
                 } else if name.is(route_field) {
-                    let seed = KeySeed { field: route_field.unwrap_or_default() };
+                    let seed = KeySeed { field: route_field.unwrap_or_default(), strict: true };
                     let strict = name.is(key_field);
                     found.key = Some(match cell {
                         // Only the key field must be a string or a number; a
@@ -207,7 +207,8 @@ impl<'de> Visitor<'de> for Extract<'_, '_> {
                 found.timestamp = Some(map.next_value_seed(TimestampSeed { field })?);
             } else if name.is(route_field) {
                 let field = route_field.unwrap_or_default();
-                found.key = Some(map.next_value_seed(KeySeed { field })?);
+                let strict = name.is(key_field);
+                found.key = Some(map.next_value_seed(KeySeed { field, strict })?);
                 found.has_key = name.is(key_field);
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -414,6 +415,10 @@ fn utc_millis(s: &[u8]) -> Option<i64> {
 /// A key: a string or a number.
 struct KeySeed<'f> {
     field: &'f str,
+    /// The key field must be a string or a number; a field that only
+    /// routes (a GROUP BY field) may be anything, hashed by its canonical
+    /// bytes (empty for null, arrays and objects).
+    strict: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -444,15 +449,29 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         Ok(crate::keys::hash(crate::keys::number(v).as_bytes()))
     }
     fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+        if !self.strict {
+            return Ok(crate::keys::hash(b""));
+        }
         Err(bad_field(self.field, "expected a string or a number, found null"))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<u64, E> {
+        if !self.strict {
+            return Ok(crate::keys::hash(if v { b"true" } else { b"false" }));
+        }
         Err(bad_field(self.field, "expected a string or a number, found a boolean"))
     }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        if !self.strict {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(crate::keys::hash(b""));
+        }
         Err(bad_field(self.field, "expected a string or a number, found an array"))
     }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        if !self.strict {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(crate::keys::hash(b""));
+        }
         Err(bad_field(self.field, "expected a string or a number, found an object"))
     }
 }
@@ -460,6 +479,22 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_key_hashes_the_same_read_as_a_column_or_not() {
+        let route = FieldPlan { route_field: Some("g".into()), ..FieldPlan::default() };
+        let column = FieldPlan { columns: Some(std::sync::Arc::from(vec!["g".to_string()])), ..route.clone() };
+        for value in [r#""a\u0062""#, "7", "7.0", "true", "null", "[1]", r#"{"x":1}"#] {
+            let event = format!(r#"{{"g":{value},"z":0}}"#);
+            let (a, b) = (decode(event.as_bytes(), &route).unwrap(), decode(event.as_bytes(), &column).unwrap());
+            assert_eq!(a.key, b.key, "{value}");
+        }
+        let ab = decode(br#"{"g":"ab"}"#, &route).unwrap().key;
+        assert_eq!(decode(br#"{"g":"a\u0062"}"#, &route).unwrap().key, ab, "escapes do not change the key");
+        assert_eq!(decode(br#"{"g":7}"#, &route).unwrap().key, decode(br#"{"g":7.0}"#, &route).unwrap().key);
+        let key = FieldPlan { key_field: Some("g".into()), ..FieldPlan::default() };
+        assert!(decode(br#"{"g":true}"#, &key).is_err(), "a key field must be a string or a number");
+    }
 
     fn plan() -> FieldPlan {
         FieldPlan {

@@ -85,8 +85,9 @@ pub fn sharding(spec: &PipelineSpec, checked: &Checked) -> Result<Sharding, Stri
     let queries: Vec<(usize, &Plan)> = (0..spec.steps.len()).filter_map(|i| windowed(i).map(|(p, _)| (i, p))).collect();
     let watermarks = !queries.is_empty() && queries.iter().all(|(i, p)| follows_sources(*i, p));
     let key_fields: Vec<Option<&String>> = spec.sources.iter().map(|s| s.key_field.as_ref()).collect();
+    // Routed by a query's GROUP BY field only when no source names a key.
     let route_field = match first {
-        Some((p, w)) if key_fields.iter().any(Option::is_none) => w.keys.first().map(|k| p.fields[*k].clone()),
+        Some((p, w)) if key_fields.iter().all(Option::is_none) => w.keys.first().map(|k| p.fields[*k].clone()),
         _ => None,
     };
     let plain = Sharding { parallelism: 1, route_field: route_field.clone(), watermarks };
@@ -100,6 +101,9 @@ pub fn sharding(spec: &PipelineSpec, checked: &Checked) -> Result<Sharding, Stri
             source.name
         ));
     };
+    if key_fields.iter().any(Option::is_some) && key_fields.iter().any(Option::is_none) {
+        return Err("every source needs a key_field to run on more than one shard, or none of them".into());
+    }
     if (0..spec.sources.len()).any(|i| key(i).is_none()) {
         return Err("every source needs a key_field to run on more than one shard".into());
     }
@@ -131,4 +135,45 @@ pub fn sharding(spec: &PipelineSpec, checked: &Checked) -> Result<Sharding, Stri
         }
     }
     Ok(Sharding { parallelism: spec.parallelism, route_field, watermarks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sources: &str, steps: &str, parallelism: u16) -> Result<Sharding, String> {
+        let text = format!("[pipeline]\nname = \"p\"\nparallelism = {parallelism}\n\n{sources}\n{steps}");
+        let spec = weir_config::load_str(std::path::Path::new("p.toml"), &text).unwrap();
+        let checked = check(&spec).unwrap();
+        sharding(&spec, &checked)
+    }
+
+    const KEYED: &str =
+        "[[sources]]\nname = \"a\"\nkind = \"generator\"\ngenerate = \"vitals\"\nkey_field = \"PatientId\"\n";
+    const UNKEYED: &str = "[[sources]]\nname = \"b\"\nkind = \"generator\"\ngenerate = \"vitals\"\n";
+    const WINDOWS: &str = "[[steps]]\nname = \"q\"\nquery = \"SELECT PatientId, COUNT(*) AS n FROM a GROUP BY PatientId, TumblingWindow(second, 1)\"\n";
+
+    #[test]
+    fn the_key_is_the_key_field_or_the_first_group_by_field() {
+        let keyed = plan(KEYED, WINDOWS, 2).unwrap();
+        assert_eq!((keyed.parallelism, keyed.route_field.as_deref(), keyed.watermarks), (2, None, true));
+        let by_query = plan(&UNKEYED.replace("\"b\"", "\"a\""), WINDOWS, 2).unwrap();
+        assert_eq!(by_query.route_field.as_deref(), Some("PatientId"));
+    }
+
+    #[test]
+    fn mixing_keyed_and_unkeyed_sources_is_refused() {
+        let steps = "";
+        let err = plan(&format!("{KEYED}\n{UNKEYED}"), steps, 2).unwrap_err();
+        assert!(err.contains("every source needs a key_field"), "{err}");
+        assert_eq!(plan(&format!("{KEYED}\n{UNKEYED}"), steps, 1).unwrap().parallelism, 1);
+    }
+
+    #[test]
+    fn a_query_not_grouping_by_the_key_is_refused() {
+        let steps =
+            WINDOWS.replace("GROUP BY PatientId", "GROUP BY HeartRate").replace("SELECT PatientId", "SELECT HeartRate");
+        let err = plan(KEYED, &steps, 2).unwrap_err();
+        assert!(err.contains("does not GROUP BY the key field `PatientId`"), "{err}");
+    }
 }

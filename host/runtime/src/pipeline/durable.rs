@@ -89,7 +89,8 @@ impl Durable {
                     })
                     .collect();
                 let Some(&(old, _)) = theirs.first() else { continue };
-                let same_groups = recorded.is_none_or(|(_, max)| max == max_parallelism);
+                // One shard holds every key whatever the number of groups.
+                let same_groups = recorded.is_none_or(|(_, max)| max == max_parallelism) || parallelism == 1;
                 if old == parallelism && same_groups {
                     let key = super::worker::state_key(&name, index as u16, parallelism);
                     if let Some(state) = c.steps.get(&key) {

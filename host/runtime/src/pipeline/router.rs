@@ -121,6 +121,21 @@ impl Watermark {
         w
     }
 
+    /// A source gave `partitions` away (a Kafka rebalance): they no longer
+    /// hold the watermark back here; their new owner tracks them.
+    pub fn release(&mut self, source: usize, partitions: &[i32]) {
+        for p in partitions {
+            let p = *p as u32;
+            if let Some(parts) = self.maxes.get_mut(source) {
+                parts.remove(&p);
+            }
+            if let Some(seen) = self.seen.get_mut(source) {
+                seen.remove(&p);
+            }
+            self.idle.remove(&(source, p));
+        }
+    }
+
     pub fn snapshot(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("watermarks serialize")
     }
@@ -144,6 +159,8 @@ impl Watermark {
 
 pub struct Router {
     pub shards: Vec<Sender<ToShard>>,
+    /// The watermark each shard was last told.
+    pub told: Vec<i64>,
     /// Per source: the field its events are routed by, for sources that
     /// hand over events already decoded (generator, HTTP) and so without
     /// their keys.
@@ -152,6 +169,8 @@ pub struct Router {
     /// `Some` when the first step closes windows on the pipeline's watermark.
     pub watermark: Option<Watermark>,
     pub clock: Option<Clock>,
+    /// Source names by index.
+    pub source_names: Vec<String>,
     /// Answers from the sink stage: a cut is written.
     pub done: Receiver<()>,
     pub gate: Arc<Gate>,
@@ -178,6 +197,13 @@ impl Router {
                     self.cut(false)?;
                     if let Some(c) = &mut self.clock {
                         c.release(&revoked);
+                    }
+                }
+                if let Some(w) = &mut self.watermark {
+                    for (source, partitions) in &revoked {
+                        if let Some(i) = self.source_names.iter().position(|n| n == source) {
+                            w.release(i, partitions);
+                        }
                     }
                 }
                 self.gate.complete();
@@ -257,8 +283,12 @@ impl Router {
         for (s, sender) in self.shards.iter().enumerate() {
             let part = split(&batch, &shard_of, s as u16);
             // A shard with none of the batch's events still hears where the
-            // watermark went: its windows close at the same time.
-            if !part.is_empty() || part.watermarks.is_some() {
+            // watermark went, when it moved: its windows close at the same time.
+            let end = part.watermarks.as_ref().map(|w| w.end);
+            if !part.is_empty() || end.is_some_and(|e| e > self.told[s]) {
+                if let Some(e) = end {
+                    self.told[s] = e;
+                }
                 sender.send(ToShard::Batch(part)).map_err(|_| gone())?;
             }
         }
@@ -270,15 +300,21 @@ impl Router {
     /// The key hash of each event of a batch that came decoded: one more
     /// parse of each event, reading only its key.
     fn keys_of(&self, batch: &Batch) -> Vec<u64> {
+        let plans: Vec<Option<weir_core::event::FieldPlan>> = self
+            .key_fields
+            .iter()
+            .map(|f| {
+                f.as_ref().map(|f| weir_core::event::FieldPlan { route_field: Some(f.clone()), ..Default::default() })
+            })
+            .collect();
         let (mut cells, mut escaped) = (Vec::new(), Vec::new());
         let empty = keys::hash(b"");
         (0..batch.len())
             .map(|i| {
-                let Some(Some(field)) = self.key_fields.get(batch.origins[i].source as usize) else { return empty };
-                let plan = weir_core::event::FieldPlan { route_field: Some(field.clone()), ..Default::default() };
+                let Some(Some(plan)) = plans.get(batch.origins[i].source as usize) else { return empty };
                 cells.clear();
                 escaped.clear();
-                match weir_core::event::decode_into(batch.payload(i), &plan, &mut cells, &mut escaped) {
+                match weir_core::event::decode_into(batch.payload(i), plan, &mut cells, &mut escaped) {
                     Ok(d) => d.key.unwrap_or(empty),
                     Err(_) => empty,
                 }

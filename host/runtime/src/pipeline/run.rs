@@ -10,7 +10,7 @@
 use super::build::Sharding;
 use super::plugin_step::{PluginStep, PluginStepOptions};
 use super::router::{Router, Watermark};
-use super::worker::{Shard, ShardFamilies, SinkStage, ToShard};
+use super::worker::{Shard, ShardFamilies, SinkStage, StopOnPanic, ToShard};
 use crate::deploy::{Deployments, StepControl};
 use anyhow::Context;
 use std::collections::HashMap;
@@ -370,6 +370,7 @@ impl Prepared {
             };
             let (dead, stop) = (dead.clone(), stop.clone());
             let handle = std::thread::Builder::new().name(format!("shard-{index}")).spawn(move || {
+                let _guard = StopOnPanic(stop.clone());
                 let result = shard.run(rx, &dead);
                 if result.is_err() {
                     stop.store(true, Ordering::Relaxed);
@@ -382,6 +383,7 @@ impl Prepared {
             SinkStage { sinks, shape: (sharding.parallelism, spec.max_parallelism), checkpointer, done: done_tx };
         let stage_stop = stop.clone();
         core.push(std::thread::Builder::new().name("sinks".into()).spawn(move || {
+            let _guard = StopOnPanic(stage_stop.clone());
             let result = stage.run(from_shards);
             if result.is_err() {
                 stage_stop.store(true, Ordering::Relaxed);
@@ -390,7 +392,9 @@ impl Prepared {
         })?);
         core.extend(shard_threads);
         let router = Router {
+            told: vec![i64::MIN; to_shards.len()],
             shards: to_shards,
+            source_names: spec.sources.iter().map(|s| s.name.clone()).collect(),
             key_fields: spec
                 .sources
                 .iter()
@@ -405,6 +409,7 @@ impl Prepared {
         let worker_dead = dead.clone();
         let worker_stop = stop.clone();
         core.push(std::thread::Builder::new().name("router".into()).spawn(move || {
+            let _guard = StopOnPanic(worker_stop.clone());
             // All sources done: the steps release what they hold, unless
             // stopped by a signal with checkpoints (their state is in the
             // last checkpoint, for the next run).

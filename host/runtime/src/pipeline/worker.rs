@@ -58,6 +58,18 @@ pub enum FromShard {
     Barrier(Arc<Cut>, Vec<(String, Vec<u8>)>),
 }
 
+/// Sets the pipeline's stop flag if the thread it lives on panics, so
+/// that the sources stop and every other thread winds down.
+pub struct StopOnPanic(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// The key a step's state is stored under in a checkpoint: its name with
 /// one shard, else its name and its shard among how many.
 pub fn state_key(step: &str, shard: u16, parallelism: u16) -> String {
@@ -248,6 +260,12 @@ impl SinkStage {
                 Ok(msg) => msg,
                 Err(_) => {
                     open[i] = false;
+                    // A shard gone while a cut waits for its barrier: the
+                    // cut can never complete (the shard failed; its error
+                    // is reported where it failed).
+                    if arrived > 0 {
+                        return Err(std::io::Error::other(format!("shard {i} stopped during a checkpoint")));
+                    }
                     continue;
                 }
             };
@@ -260,6 +278,9 @@ impl SinkStage {
                     }
                 }
                 FromShard::Barrier(cut, shard_states) => {
+                    if let Some(gone) = open.iter().position(|o| !o) {
+                        return Err(std::io::Error::other(format!("shard {gone} stopped before a checkpoint")));
+                    }
                     // The router sends no batch after a barrier until this
                     // stage answers, so no shard sends anything past it.
                     states.extend(shard_states);
@@ -339,5 +360,44 @@ impl ShardFamilies {
             busy: self.busy.with_label_values(&[&label]),
             queue: self.queue.with_label_values(&[&label]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage() -> (SinkStage, Receiver<()>) {
+        let (done, done_rx) = crossbeam_channel::bounded(1);
+        (SinkStage { sinks: Vec::new(), shape: (2, 128), checkpointer: None, done }, done_rx)
+    }
+
+    fn cut() -> Arc<Cut> {
+        Arc::new(Cut { positions: BTreeMap::new(), router_state: None, flush_only: true })
+    }
+
+    #[test]
+    fn a_cut_completes_once_every_shard_sent_its_barrier() {
+        let (stage, done) = stage();
+        let (a, a_rx) = crossbeam_channel::unbounded();
+        let (b, b_rx) = crossbeam_channel::unbounded();
+        a.send(FromShard::Barrier(cut(), Vec::new())).unwrap();
+        b.send(FromShard::Barrier(cut(), Vec::new())).unwrap();
+        drop((a, b));
+        stage.run(vec![a_rx, b_rx]).unwrap();
+        assert!(done.try_recv().is_ok(), "the router is told");
+    }
+
+    #[test]
+    fn a_shard_gone_during_a_cut_fails_the_stage_instead_of_hanging() {
+        let (stage, done) = stage();
+        let (a, a_rx) = crossbeam_channel::unbounded();
+        let (b, b_rx) = crossbeam_channel::unbounded::<FromShard>();
+        a.send(FromShard::Barrier(cut(), Vec::new())).unwrap();
+        drop(b); // shard 1 failed before its barrier
+        let err = stage.run(vec![a_rx, b_rx]).unwrap_err();
+        assert!(err.to_string().contains("during a checkpoint") || err.to_string().contains("before a checkpoint"));
+        assert!(done.try_recv().is_err(), "no cut was reported written");
+        drop(a);
     }
 }
