@@ -111,8 +111,16 @@ impl Watermark {
                     last = Some((source, partition));
                 }
                 // The smallest can only move when a partition's largest does.
-                if grew && let Some(computed) = self.computed() {
-                    self.current = self.current.max(computed);
+                if grew {
+                    let single = self.idle.is_empty() && self.maxes.len() == 1 && self.maxes[0].len() == 1;
+                    if single {
+                        // One partition in all (a file, say): no search.
+                        let ooo = self.settings.first().map_or(0, |(o, _)| *o);
+                        let mine = self.maxes[0].values().next().copied().unwrap_or(t);
+                        self.current = self.current.max(mine.saturating_sub(ooo));
+                    } else if let Some(computed) = self.computed() {
+                        self.current = self.current.max(computed);
+                    }
                 }
             }
             w.after.push(self.current);
