@@ -48,6 +48,13 @@ pub trait Source: Send {
         None
     }
 
+    /// The partitions the source reads now, when it knows them before their
+    /// first events (a Kafka assignment): each holds the pipeline's
+    /// watermark back from the start, not only once it has sent something.
+    fn partitions(&self) -> Option<Vec<u32>> {
+        None
+    }
+
     /// Continues from a position a checkpoint recorded.
     fn resume(&mut self, _position: &Position) -> std::io::Result<()> {
         Ok(())

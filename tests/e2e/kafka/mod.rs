@@ -4,6 +4,7 @@
 //! does not implement transactional offset commits or read_committed).
 
 mod broker;
+mod catch_up;
 mod faults;
 mod group;
 

@@ -511,6 +511,11 @@ impl Source for KafkaSource {
     fn position(&self) -> Option<Position> {
         Some(Position::Partitioned { topic: self.consumer.topic.clone(), offsets: self.positions.clone() })
     }
+
+    fn partitions(&self) -> Option<Vec<u32>> {
+        let owned = self.consumer.consumer.context().owned.lock().expect("owned lock");
+        Some(owned.iter().map(|p| *p as u32).collect())
+    }
 }
 
 #[cfg(test)]

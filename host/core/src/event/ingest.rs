@@ -26,6 +26,9 @@ pub struct Ingested {
     /// Each valid event's key hash, once decoded with a plan that names a
     /// key (empty otherwise): what places it in a key group.
     pub keys: Vec<u64>,
+    /// The source's partitions, when they changed since its last batch
+    /// (see [`crate::source::Source::partitions`]).
+    pub partitions: Option<Vec<u32>>,
 }
 
 /// Events refused at ingestion: their bytes and origins, and why.
@@ -37,7 +40,7 @@ pub struct Refused {
 
 impl Ingested {
     pub fn new(batch: Batch, undecoded: Option<Arc<FieldPlan>>) -> Self {
-        Ingested { batch, undecoded, refused: Refused::default(), position: None, keys: Vec::new() }
+        Ingested { batch, undecoded, refused: Refused::default(), position: None, keys: Vec::new(), partitions: None }
     }
 
     /// Decodes the batch if it still needs it; afterwards it holds only valid events.

@@ -129,6 +129,20 @@ impl Watermark {
         w
     }
 
+    /// A source now reads `partitions`: those not known yet hold the
+    /// watermark back from now on (until their first event, or until they
+    /// are idle for the source's timeout).
+    pub fn assign(&mut self, source: usize, partitions: &[u32]) {
+        let now = Instant::now();
+        let (Some(parts), Some(seen)) = (self.maxes.get_mut(source), self.seen.get_mut(source)) else { return };
+        for p in partitions {
+            if !parts.contains_key(p) {
+                parts.insert(*p, i64::MIN);
+                seen.insert(*p, now);
+            }
+        }
+    }
+
     /// A source gave `partitions` away (a Kafka rebalance): they no longer
     /// hold the watermark back here; their new owner tracks them.
     pub fn release(&mut self, source: usize, partitions: &[i32]) {
@@ -272,9 +286,12 @@ impl Router {
 
     /// Splits `msg` among the shards by key group, with the watermarks.
     fn route(&mut self, msg: Ingested) -> std::io::Result<()> {
-        let Ingested { mut batch, keys, .. } = msg;
+        let Ingested { mut batch, keys, partitions, .. } = msg;
         if batch.is_empty() {
             return Ok(());
+        }
+        if let (Some(w), Some(partitions)) = (&mut self.watermark, &partitions) {
+            w.assign(batch.origins[0].source as usize, partitions);
         }
         if let Some(w) = &mut self.watermark {
             batch.watermarks = Some(w.around(&batch));
@@ -402,6 +419,18 @@ mod tests {
         let mut again = Watermark::new(vec![(100, None)]);
         again.restore(&w.snapshot()).unwrap();
         assert_eq!(again.around(&batch(&[(2, 0)])).after, vec![500]);
+    }
+
+    #[test]
+    fn an_assigned_partition_holds_it_back_before_its_first_event() {
+        let mut w = Watermark::new(vec![(100, None)]);
+        w.assign(0, &[0, 1]);
+        let got = w.around(&batch(&[(0, 1000), (0, 2000)]));
+        assert_eq!(got.end, i64::MIN, "partition 1 has sent nothing yet");
+        let got = w.around(&batch(&[(1, 500)]));
+        assert_eq!(got.end, 400, "its first event is on time");
+        w.assign(0, &[0, 1]);
+        assert_eq!(w.around(&batch(&[(0, 2100)])).end, 400, "assigning again changes nothing");
     }
 
     #[test]

@@ -298,6 +298,7 @@ impl Prepared {
             let handle = std::thread::Builder::new().name(format!("source-{name}")).spawn(move || {
                 let result = (|| -> std::io::Result<()> {
                     let mut read_so_far = source.bytes_read();
+                    let mut partitions: Option<Vec<u32>> = None;
                     let mut draining = false;
                     loop {
                         if !draining && stop.load(Ordering::Relaxed) {
@@ -318,6 +319,11 @@ impl Prepared {
                             m.batch_events.observe(batch.len() as f64);
                             let mut msg = Ingested::new(batch, plan.clone());
                             msg.position = source.position().map(|p| (index as u16, p));
+                            let now = source.partitions();
+                            if now.is_some() && now != partitions {
+                                msg.partitions.clone_from(&now);
+                                partitions = now;
+                            }
                             // Decode here while the worker has work queued;
                             // otherwise leave it to the worker, which would wait.
                             if !tx.is_empty() {
