@@ -15,12 +15,20 @@ fn a_broker_down_and_failing_requests_lose_nothing() {
     for broker in 1..=3 {
         mock.broker_round_trip_time(broker, Duration::from_millis(100)).expect("latency");
     }
-    let producer: BaseProducer =
-        ClientConfig::new().set("bootstrap.servers", mock.bootstrap_servers()).create().expect("producer");
+    // Small record batches over every partition: a fetch returns a whole
+    // record batch, so with big ones the pipeline read everything in a
+    // second, before the faults below were injected.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("batch.num.messages", "50")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
     let n = 20_000;
     for i in 0..n {
-        let payload = format!(r#"{{"id":{i},"k":"k{}"}}"#, i % 7);
-        producer.send(BaseRecord::to("faults-in").key("k").payload(&payload)).expect("queued");
+        let key = format!("k{}", i % 7);
+        let payload = format!(r#"{{"id":{i},"k":"{key}"}}"#);
+        producer.send(BaseRecord::to("faults-in").key(&key).payload(&payload)).expect("queued");
         if i % 500 == 0 {
             producer.poll(Duration::ZERO);
         }
