@@ -9,6 +9,7 @@ mod config_errors;
 mod dead_letters;
 mod drug_interactions;
 mod golden;
+mod hardening;
 mod hot_swap;
 mod http_ingest;
 mod kafka;

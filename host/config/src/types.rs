@@ -113,6 +113,12 @@ pub struct PipelineSection {
     /// and the unit its state is split by (default 128, at most 32768).
     /// Fixed for the life of the pipeline's checkpoints.
     pub max_parallelism: Option<u16>,
+    /// Earliest event time accepted, RFC 3339 (default
+    /// "1900-01-01T00:00:00Z"); earlier events are dead-lettered.
+    pub event_time_min: Option<String>,
+    /// Latest event time accepted, RFC 3339 (default
+    /// "9999-12-31T23:59:59.999Z"); later events are dead-lettered.
+    pub event_time_max: Option<String>,
 }
 
 fn default_batch_size() -> usize {

@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use weir_core::event::decode::TimeRange;
 
 /// A validated pipeline.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct PipelineSpec {
     pub parallelism: u16,
     /// `[pipeline] max_parallelism`: the number of key groups.
     pub max_parallelism: u16,
+    /// `[pipeline] event_time_min` and `event_time_max`.
+    pub time_range: TimeRange,
     pub listen: Option<String>,
     pub sources: Vec<SourceSpec>,
     pub steps: Vec<StepSpec>,
@@ -75,6 +78,8 @@ pub struct SourceSpec {
     pub timestamp_field: Option<String>,
     pub key_field: Option<String>,
     pub max_out_of_orderness: Duration,
+    /// The pipeline's accepted event times (`[pipeline] event_time_min/max`).
+    pub time_range: TimeRange,
     /// `idle_timeout`; `None`: a partition never counts as idle.
     pub idle_timeout: Option<Duration>,
     /// The JSON Schema every event must satisfy.
@@ -160,6 +165,7 @@ pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<Pipel
             format!("must be between 1 and max_parallelism ({max_parallelism})"),
         ));
     }
+    let time_range = time_range(p, at)?;
     if file.sources.is_empty() {
         return Err(at.error(None, "sources", "a pipeline needs at least one [[sources]] table"));
     }
@@ -184,7 +190,7 @@ pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<Pipel
     }
     let models = models(&file.models, at)?;
     let sources: Vec<SourceSpec> =
-        file.sources.iter().enumerate().map(|(i, s)| source(i, s, at)).collect::<Result<_, _>>()?;
+        file.sources.iter().enumerate().map(|(i, s)| source(i, s, time_range, at)).collect::<Result<_, _>>()?;
     let mut steps: Vec<StepSpec> = Vec::new();
     for (i, s) in file.steps.iter().enumerate() {
         steps.push(step(i, s, &models, at)?);
@@ -198,6 +204,7 @@ pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<Pipel
         batch_linger: p.batch_linger,
         parallelism,
         max_parallelism,
+        time_range,
         listen: file.server.as_ref().map(|s| s.listen.clone()),
         sources,
         steps,
@@ -280,7 +287,30 @@ fn models(
     Ok(out)
 }
 
-fn source(i: usize, s: &SourceConfig, at: &Arc<SourceText>) -> Result<SourceSpec, ConfigError> {
+/// The accepted event times: RFC 3339 bounds, each inside ±2^53 ms.
+fn time_range(p: &PipelineSection, at: &Locator) -> Result<TimeRange, ConfigError> {
+    let read = |text: &Option<String>, key: &str, default: i64| -> Result<i64, ConfigError> {
+        let Some(text) = text else { return Ok(default) };
+        let ms = chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| at.error(None, key, format!("`{text}` is not an RFC 3339 time ({e})")))?
+            .timestamp_millis();
+        if ms.abs() > TimeRange::LIMIT {
+            return Err(at.error(None, key, "must be within 285,000 years of 1970"));
+        }
+        Ok(ms)
+    };
+    let min = read(&p.event_time_min, "pipeline.event_time_min", TimeRange::DEFAULT_MIN)?;
+    let max = read(&p.event_time_max, "pipeline.event_time_max", TimeRange::DEFAULT_MAX)?;
+    if min >= max {
+        return Err(at.error(None, "pipeline.event_time_max", "must be later than event_time_min"));
+    }
+    Ok(TimeRange { min, max })
+}
+
+/// The longest `max_out_of_orderness` and `allowed_lateness`.
+const MAX_DISORDER: Duration = Duration::from_secs(366 * 86_400);
+
+fn source(i: usize, s: &SourceConfig, time_range: TimeRange, at: &Arc<SourceText>) -> Result<SourceSpec, ConfigError> {
     let key = |field: &str| format!("sources[{i}].{field}");
     let schema = match &s.schema {
         Some(path) => Some(std::sync::Arc::new(
@@ -290,12 +320,16 @@ fn source(i: usize, s: &SourceConfig, at: &Arc<SourceText>) -> Result<SourceSpec
         None => None,
     };
     let keys = s.options.keys().cloned().collect();
+    if s.max_out_of_orderness.is_some_and(|d| d > MAX_DISORDER) {
+        return Err(at.error(Some(s.name.span()), key("max_out_of_orderness"), "must be at most 366 days"));
+    }
     Ok(SourceSpec {
         name: s.name.get_ref().clone(),
         kind: s.kind.get_ref().clone(),
         timestamp_field: s.timestamp_field.clone(),
         key_field: s.key_field.clone(),
         max_out_of_orderness: s.max_out_of_orderness.unwrap_or_default(),
+        time_range,
         idle_timeout: match s.idle_timeout {
             None => Some(Duration::from_secs(30)),
             Some(d) if d.is_zero() => None,
@@ -334,6 +368,9 @@ fn step(i: usize, s: &StepConfig, models: &[ModelSpec], at: &Locator) -> Result<
                 if present {
                     return Err(at.error(Some(query.span()), key(field), "applies only to plugin steps"));
                 }
+            }
+            if s.allowed_lateness.is_some_and(|d| d > MAX_DISORDER) {
+                return Err(at.error(Some(query.span()), key("allowed_lateness"), "must be at most 366 days"));
             }
             StepSpecKind::Query(QuerySpec {
                 sql: query.get_ref().clone(),

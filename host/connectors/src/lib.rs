@@ -196,6 +196,7 @@ pub fn field_plan(spec: &SourceSpec) -> Arc<FieldPlan> {
         route_field: None,
         columns: None,
         schema: spec.schema.clone(),
+        time_range: spec.time_range,
     })
 }
 

@@ -6,7 +6,7 @@
 use super::eval::Value;
 use serde::de::{self, Visitor};
 use std::borrow::Cow;
-use weir_core::event::decode::{TimestampSeed, json_error};
+use weir_core::event::decode::{TimeRange, TimestampSeed, json_error};
 use weir_core::event::{Batch, Cell, Columns, DecodeError, FieldPlan, decode_into};
 
 /// Decodes every event of `batch` into cells of `plan`'s columns. An event
@@ -39,6 +39,7 @@ pub fn values<'a>(
     payload: &'a [u8],
     values: &mut Vec<Value<'a>>,
     timestamp_by: Option<&str>,
+    range: TimeRange,
 ) -> Result<Option<i64>, DecodeError> {
     let n = c.fields.len();
     values.clear();
@@ -57,13 +58,13 @@ pub fn values<'a>(
     let at = c.fields.iter().position(|f| f == field).expect("the time field is a column");
     let t = match &values[at] {
         Value::Null => return Err(DecodeError::MissingField(field.to_string())),
-        v => time_of::<serde_json::Error>(v, field).map_err(json_error)?,
+        v => time_of::<serde_json::Error>(v, field, range).map_err(json_error)?,
     };
     Ok(Some(t))
 }
 
-fn time_of<E: de::Error>(v: &Value<'_>, field: &str) -> Result<i64, E> {
-    let seed = TimestampSeed { field };
+fn time_of<E: de::Error>(v: &Value<'_>, field: &str, range: TimeRange) -> Result<i64, E> {
+    let seed = TimestampSeed { field, range };
     match v {
         Value::Num(n) => seed.visit_f64(*n),
         Value::Str(s) => seed.visit_str(s),
@@ -96,7 +97,7 @@ mod tests {
             return Err(e);
         }
         let mut v = Vec::new();
-        let t = values(&c, 0, batch.payload(0), &mut v, ts)?;
+        let t = values(&c, 0, batch.payload(0), &mut v, ts, TimeRange::default())?;
         let owned = v.into_iter().take(fields.len()).map(|x| match x {
             Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
             Value::Null => Value::Null,

@@ -192,6 +192,7 @@ impl HttpSource {
             route_field: None,
             columns: None,
             schema: spec.schema.clone(),
+            time_range: spec.time_range,
         };
         let (tx, rx) = crossbeam_channel::unbounded();
         let ingest = Arc::new(HttpIngest {

@@ -21,6 +21,57 @@ pub struct FieldPlan {
     pub columns: Option<Arc<[String]>>,
     /// The source's JSON Schema, checked after the fields are read.
     pub schema: Option<Arc<super::Schema>>,
+    /// Event times outside it are refused (`[pipeline] event_time_min/max`).
+    pub time_range: TimeRange,
+}
+
+/// The event times a pipeline accepts, in epoch milliseconds, inclusive.
+/// Everything downstream (windows, watermarks, checkpoints) does its
+/// arithmetic on times inside it, far from where an `i64` overflows: a
+/// time like `i64::MAX` or the year 300000 is refused here, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub min: i64,
+    pub max: i64,
+}
+
+impl TimeRange {
+    /// 1900-01-01T00:00:00Z.
+    pub const DEFAULT_MIN: i64 = -2_208_988_800_000;
+    /// 9999-12-31T23:59:59.999Z.
+    pub const DEFAULT_MAX: i64 = 253_402_300_799_999;
+    /// The widest range a pipeline may be given: ±2^53 ms (±285,000 years),
+    /// where adding any window size or lateness still cannot overflow.
+    pub const LIMIT: i64 = 1 << 53;
+
+    /// `t` when it is inside the range, else an error naming `field`.
+    /// The value itself is not repeated: it may be redacted data.
+    pub fn check<E: de::Error>(&self, field: &str, t: i64) -> Result<i64, E> {
+        if (self.min..=self.max).contains(&t) {
+            Ok(t)
+        } else {
+            Err(bad_field(
+                field,
+                format_args!(
+                    "the time is outside the accepted range {} to {} (pipeline.event_time_min and event_time_max)",
+                    rfc3339(self.min),
+                    rfc3339(self.max)
+                ),
+            ))
+        }
+    }
+}
+
+impl Default for TimeRange {
+    fn default() -> Self {
+        TimeRange { min: Self::DEFAULT_MIN, max: Self::DEFAULT_MAX }
+    }
+}
+
+/// `ms` as an RFC 3339 UTC time with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| format!("{ms} ms"), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// What ingestion needs from an event.
@@ -166,7 +217,7 @@ impl<'de> Visitor<'de> for Extract<'_, '_> {
                 row.cells[i] = cell;
                 if name.is(ts_field) {
                     let field = ts_field.unwrap_or_default();
-                    let seed = TimestampSeed { field };
+                    let seed = TimestampSeed { field, range: self.plan.time_range };
                     found.timestamp = Some(match cell {
                         Cell::Num(n) => seed.visit_f64(n)?,
                         Cell::Str { start, end } => {
@@ -204,7 +255,7 @@ impl<'de> Visitor<'de> for Extract<'_, '_> {
                 }
             } else if name.is(ts_field) {
                 let field = ts_field.unwrap_or_default();
-                found.timestamp = Some(map.next_value_seed(TimestampSeed { field })?);
+                found.timestamp = Some(map.next_value_seed(TimestampSeed { field, range: self.plan.time_range })?);
             } else if name.is(route_field) {
                 let field = route_field.unwrap_or_default();
                 let strict = name.is(key_field);
@@ -261,9 +312,11 @@ impl<'de> de::Deserialize<'de> for FieldName<'de> {
     }
 }
 
-/// Event time: epoch milliseconds (integer or float) or an RFC 3339 string.
+/// Event time: epoch milliseconds (integer or float) or an RFC 3339
+/// string, inside `range`.
 pub struct TimestampSeed<'f> {
     pub field: &'f str,
+    pub range: TimeRange,
 }
 
 impl<'de> DeserializeSeed<'de> for TimestampSeed<'_> {
@@ -281,28 +334,29 @@ impl<'de> Visitor<'de> for TimestampSeed<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-        Ok(v)
+        self.range.check(self.field, v)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-        i64::try_from(v).map_err(|_| bad_field(self.field, format_args!("{v} is out of range for epoch milliseconds")))
+        self.range.check(self.field, i64::try_from(v).unwrap_or(i64::MAX))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
         if v.is_finite() && v.abs() < 9.0e15 {
-            Ok(v.floor() as i64)
+            self.range.check(self.field, v.floor() as i64)
         } else {
-            Err(bad_field(self.field, format_args!("{v} is out of range for epoch milliseconds")))
+            self.range.check(self.field, if v < 0.0 { i64::MIN } else { i64::MAX })
         }
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
         if let Some(ms) = utc_millis(v.as_bytes()) {
-            return Ok(ms);
+            return self.range.check(self.field, ms);
         }
-        chrono::DateTime::parse_from_rfc3339(v)
+        let ms = chrono::DateTime::parse_from_rfc3339(v)
             .map(|t| t.timestamp_millis())
-            .map_err(|e| bad_field(self.field, format_args!("`{v}` is not an RFC 3339 time ({e})")))
+            .map_err(|e| bad_field(self.field, format_args!("`{v}` is not an RFC 3339 time ({e})")))?;
+        self.range.check(self.field, ms)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
@@ -512,6 +566,45 @@ mod tests {
         assert_eq!(d.timestamp, Some(1_767_225_601_500));
         let d = decode(br#"{"EventTime":"2026-01-01T01:00:00+01:00","PatientId":7}"#, &plan()).unwrap();
         assert_eq!(d.timestamp, Some(1_767_225_600_000));
+    }
+
+    #[test]
+    fn times_outside_the_range_are_refused_by_field_without_the_value() {
+        let tiny = TimeRange { min: -10, max: 10 };
+        for (text, ok) in [
+            (format!("{}", i64::MAX), false),
+            (format!("{}", i64::MIN), false),
+            (format!("{}", u64::MAX), false),
+            ("1e300".to_string(), false),
+            ("-1e300".to_string(), false),
+            ("\"+300000-01-01T00:00:00Z\"".to_string(), false),
+            ("9467000000000000".to_string(), false),
+            ("253402300800000".to_string(), false),
+            ("253402300799999".to_string(), true),
+            ("-2208988800000".to_string(), true),
+            ("-2208988800001".to_string(), false),
+            ("\"1899-12-31T23:59:59.999Z\"".to_string(), false),
+            ("\"1900-01-01T00:00:00Z\"".to_string(), true),
+        ] {
+            let line = format!(r#"{{"EventTime":{text},"PatientId":"a"}}"#);
+            let got = decode(line.as_bytes(), &plan());
+            assert_eq!(got.is_ok(), ok, "{text}: {got:?}");
+            if let Err(e) = got {
+                let msg = e.to_string();
+                // chrono refuses a six-digit year before the range is asked.
+                if !text.contains("300000-") {
+                    assert!(msg.starts_with("field `EventTime`: the time is outside the accepted range 1900-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z"), "{msg}");
+                    assert!(!msg.contains(text.trim_matches('"')), "the value is not echoed: {msg}");
+                }
+                assert_eq!(e.reason(), "invalid-event");
+            }
+        }
+        let narrow = FieldPlan { time_range: tiny, ..plan() };
+        assert!(decode(br#"{"EventTime":10,"PatientId":"a"}"#, &narrow).is_ok());
+        assert!(decode(br#"{"EventTime":11,"PatientId":"a"}"#, &narrow).is_err());
+        // Also when the time is a column a query reads.
+        let column = FieldPlan { columns: Some(std::sync::Arc::from(vec!["EventTime".to_string()])), ..narrow };
+        assert!(decode(br#"{"EventTime":-11,"PatientId":"a"}"#, &column).is_err());
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct QueryStepSettings {
     /// Windows close on the pipeline's watermark (carried by the batches
     /// and [`Step::watermark`]), never on one of the step's own.
     pub pipeline_watermark: bool,
+    /// The event times accepted from a TIMESTAMP BY field.
+    pub time_range: weir_core::event::decode::TimeRange,
 }
 
 pub struct QueryStep {
@@ -264,7 +266,14 @@ impl Step for QueryStep {
             let origin = batch.origins[i];
             let read = match errors.next().flatten() {
                 Some(e) => Err(e),
-                None => extract::values(columns, i, payload, &mut values, self.s.plan.timestamp_by.as_deref()),
+                None => extract::values(
+                    columns,
+                    i,
+                    payload,
+                    &mut values,
+                    self.s.plan.timestamp_by.as_deref(),
+                    self.s.time_range,
+                ),
             };
             let t = match read {
                 Ok(t) => t.unwrap_or(batch.timestamps[i]),

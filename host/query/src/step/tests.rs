@@ -12,6 +12,7 @@ fn query(metrics: &Metrics, sql: &str, lateness: i64, out_of_orderness: i64, lat
         out_of_orderness: vec![out_of_orderness],
         late_to_dead_letter,
         pipeline_watermark: false,
+        time_range: Default::default(),
     };
     QueryStep::new(settings, metrics.step("q"), metrics.window("q"))
 }

@@ -22,7 +22,11 @@ impl Assigner {
     pub fn ends(self, t: i64) -> impl Iterator<Item = i64> {
         let first = end_of(t, self.hop);
         let limit = t.saturating_add(self.size);
-        (0..).map(move |k| first + k * self.hop).take_while(move |end| *end < limit)
+        // Checked: no time can make this wrap and loop (times are bounded at
+        // ingestion, see `TimeRange`, but this holds for any i64).
+        (0..)
+            .map_while(move |k: i64| k.checked_mul(self.hop).and_then(|o| first.checked_add(o)))
+            .take_while(move |end| *end < limit)
     }
 }
 

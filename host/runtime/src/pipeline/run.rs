@@ -502,6 +502,7 @@ fn build_steps(
                         .iter()
                         .any(|k| matches!(&k.from, Route::Step { step, output } if *step == i && output == "late")),
                     pipeline_watermark,
+                    time_range: spec.time_range,
                 };
                 let step = QueryStep::new(settings, metrics.step(&s.name), metrics.window(&s.name));
                 if i == 0 {
