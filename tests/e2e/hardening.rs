@@ -150,3 +150,155 @@ fn the_event_time_range_is_configurable_and_checked() {
         assert!(stderr(&out).contains(says), "{}", stderr(&out));
     }
 }
+
+/// An HTTP-source pipeline serving on `port`, with `server` lines added to
+/// its `[server]` table; events go to `out.ndjson` in `dir`.
+fn http_pipeline(dir: &Path, port: u16, server: &str) -> crate::live::Reaper {
+    http_pipeline_with(dir, port, server, None)
+}
+
+/// [`http_pipeline`], the process limited to `descriptors` open files.
+fn http_pipeline_with(dir: &Path, port: u16, server: &str, descriptors: Option<u32>) -> crate::live::Reaper {
+    let text = format!(
+        r#"
+[pipeline]
+name = "attacked"
+[server]
+listen = "127.0.0.1:{port}"
+{server}
+[[sources]]
+name = "vitals"
+kind = "http"
+[[sinks]]
+name = "out"
+kind = "file"
+path = {out}
+"#,
+        out = toml_path(&dir.join("out.ndjson")),
+    );
+    let pipeline = dir.join("p.toml");
+    std::fs::write(&pipeline, text).unwrap();
+    let mut cmd = weir();
+    if let Some(n) = descriptors {
+        // `ulimit -n` in a shell that then becomes weir.
+        let exe = cmd.get_program().to_owned();
+        cmd = std::process::Command::new("sh");
+        cmd.current_dir(repo())
+            .env("WEIR_CACHE_DIR", repo().join("target").join("weir-test-cache"))
+            .arg("-c")
+            .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+            .arg(exe);
+    }
+    crate::live::Reaper(Some(
+        cmd.arg("run")
+            .arg(&pipeline)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+/// Raises this process's soft limit on open files to `n` (or the hard limit).
+fn allow_descriptors(n: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain calls on a struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Finding 2: 22,000 idle connection attempts, 900 of them held open at a
+/// time — more than the 800 files the process may open (before the fix,
+/// they used up its descriptors and the server stopped answering) — leave
+/// `/healthz`, ingestion and the pipeline working; the quiet connections
+/// are the ones closed.
+#[test]
+fn idle_connections_cannot_take_the_server_or_the_pipeline_down() {
+    use crate::live::*;
+    use std::net::TcpStream;
+    assert!(allow_descriptors(4096) >= 2048, "the test needs 2048 open files");
+    let dir = scratch();
+    let port = free_port();
+    let mut child = http_pipeline_with(dir.path(), port, "", Some(800));
+    wait_until("the server answers", || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+    let mut held: std::collections::VecDeque<TcpStream> = std::collections::VecDeque::new();
+    let (mut attempts, mut sent) = (0, 0);
+    while attempts < 22_000 {
+        // Connections that never send a byte, as an attacker's would.
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            held.push_back(s);
+        }
+        attempts += 1;
+        if held.len() > 900 {
+            held.pop_front();
+        }
+        if attempts % 2_000 == 0 {
+            let (status, _) = get(port, "/healthz").expect("/healthz answers under the flood");
+            assert_eq!(status, 200);
+            let (status, body) =
+                post(port, "/api/v1/ingest/vitals", format!(r#"{{"n":{sent}}}"#).as_bytes()).expect("ingest answers");
+            assert_eq!(status, 200, "{body}");
+            sent += 1;
+        }
+    }
+    let metrics = get(port, "/metrics").expect("/metrics answers").1;
+    let evicted = metric(&metrics, "weir_http_connections_closed_total", &["reason=\"evicted\""]).unwrap();
+    assert!(evicted > 0.0, "quiet connections were closed to make room");
+    let open = metric(&metrics, "weir_http_connections", &[]).unwrap_or_else(|| {
+        metrics.lines().find_map(|l| l.strip_prefix("weir_http_connections ")?.parse().ok()).unwrap()
+    });
+    assert!(open <= 512.0, "never more than max_connections: {open}");
+    drop(held);
+    let out = sigterm(&mut child);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = ndjson(&dir.path().join("out.ndjson"));
+    assert_eq!(got.len(), sent, "every acknowledged event is written");
+}
+
+/// Finding 2: a client that sends no headers, or not all of its body, is
+/// cut off after `header_timeout` / `body_timeout` (408 for the body).
+#[test]
+fn slow_clients_are_cut_off_after_the_timeouts() {
+    use crate::live::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = scratch();
+    let port = free_port();
+    let mut child = http_pipeline(dir.path(), port, "header_timeout = \"1s\"\nbody_timeout = \"1s\"");
+    wait_until("the server answers", || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+    let read_all = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut text = Vec::new();
+        let _ = s.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    // Half a request line, then nothing: closed without an answer.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.write_all(b"GET /hea").unwrap();
+    let started = Instant::now();
+    let got = read_all(&mut idle);
+    assert!(started.elapsed() < Duration::from_secs(25), "closed by the server, not by our read timeout");
+    assert!(!got.contains("200 OK"), "{got}");
+    // A body announced as 100 bytes, 10 sent: 408.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"POST /api/v1/ingest/vitals HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{\"n\": 1, ")
+        .unwrap();
+    let got = read_all(&mut slow);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    // A kept-alive connection that goes quiet after its request is closed too.
+    let mut kept = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let got = read_all(&mut kept);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let metrics = get(port, "/metrics").unwrap().1;
+    assert_eq!(metric(&metrics, "weir_http_connections_closed_total", &["reason=\"body-timeout\""]), Some(1.0));
+    let out = sigterm(&mut child);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(ndjson(&dir.path().join("out.ndjson")).is_empty(), "the cut-off body was not ingested");
+}

@@ -17,7 +17,7 @@ mod validate;
 
 pub use load::{ConfigError, SourceText, load, load_str};
 pub use options::Options;
-pub use server::{Scope, ServerSpec, TokenSpec};
+pub use server::{HttpLimits, Scope, ServerSpec, TokenSpec};
 pub use types::*;
 pub use validate::*;
 

@@ -4,6 +4,7 @@
 use super::load::{ConfigError, Locator};
 use super::types::ServerSection;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The server's security settings.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +15,26 @@ pub struct ServerSpec {
     pub metrics_public: bool,
     pub audit_log: Option<PathBuf>,
     pub tokens: Vec<TokenSpec>,
+    /// `max_connections`, `header_timeout`, `body_timeout`.
+    pub limits: HttpLimits,
+}
+
+/// What one HTTP client can hold: see docs/limits.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A bearer token: its id, the SHA-256 of its value, and its scopes.
@@ -124,5 +145,24 @@ pub(super) fn server(s: &ServerSection, at: &Locator) -> Result<ServerSpec, Conf
         metrics_public: s.metrics_public,
         audit_log: s.audit_log.clone(),
         tokens,
+        limits: http_limits(s, at)?,
     })
+}
+
+fn http_limits(s: &ServerSection, at: &Locator) -> Result<HttpLimits, ConfigError> {
+    let d = HttpLimits::default();
+    let limits = HttpLimits {
+        max_connections: s.max_connections.unwrap_or(d.max_connections),
+        header_timeout: s.header_timeout.unwrap_or(d.header_timeout),
+        body_timeout: s.body_timeout.unwrap_or(d.body_timeout),
+    };
+    if !(1..=1_000_000).contains(&limits.max_connections) {
+        return Err(at.error(None, "server.max_connections", "must be between 1 and 1000000"));
+    }
+    for (key, d) in [("server.header_timeout", limits.header_timeout), ("server.body_timeout", limits.body_timeout)] {
+        if d.is_zero() || d > Duration::from_secs(3600) {
+            return Err(at.error(None, key, "must be more than zero and at most 1h"));
+        }
+    }
+    Ok(limits)
 }

@@ -151,6 +151,19 @@ pub struct ServerSection {
     /// server must listen on loopback and checks nothing.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Most connections open at once (default 512). At the limit, a new
+    /// connection closes the one that has been quiet longest; the process's
+    /// file-descriptor limit must leave 256 more.
+    pub max_connections: Option<usize>,
+    /// Longest a client may take to send a request's headers, and longest
+    /// a kept-alive connection may sit idle (default "10s"); also the TLS
+    /// handshake's limit.
+    #[serde(default, with = "humantime_serde::option")]
+    pub header_timeout: Option<Duration>,
+    /// Longest a client may take to send a request's body (default "30s");
+    /// past it the request gets 408.
+    #[serde(default, with = "humantime_serde::option")]
+    pub body_timeout: Option<Duration>,
 }
 
 /// `[server.tls]`: PEM files for HTTPS (rustls).

@@ -12,6 +12,7 @@
 mod admin;
 mod auth;
 mod ingest;
+pub mod limits;
 
 pub use auth::{Audit, Caller};
 
@@ -61,6 +62,13 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(admin::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::BodyDeadline {
+                timeout: state.security.limits.body_timeout,
+                metrics: state.metrics.family::<limits::HttpMetrics>(),
+            },
+            limits::body_deadline,
+        ))
         .with_state(state)
 }
 
@@ -87,8 +95,7 @@ impl Server {
     /// Binds `listen` now (so a busy port is an error at start), checks the
     /// security settings against the address, and serves on a background thread.
     pub fn start(listen: &str, parts: ServerParts) -> anyhow::Result<Server> {
-        let std_listener =
-            std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on `{listen}`"))?;
+        let std_listener = limits::bind(listen).with_context(|| format!("cannot listen on `{listen}`"))?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let sec = &parts.security;
@@ -104,6 +111,7 @@ impl Server {
                  or set allow_plaintext = true to serve plain HTTP there on purpose"
             );
         }
+        limits::reserve_descriptors(sec.limits.max_connections)?;
         let audit = match &sec.audit_log {
             Some(path) => Some(Arc::new(Audit::open(path, parts.metrics.audit_events())?)),
             None => None,
@@ -126,6 +134,7 @@ impl Server {
             ),
             None => None,
         };
+        let (parts_limits, http_metrics) = (parts.security.limits, parts.metrics.family::<limits::HttpMetrics>());
         let router = app(AppState {
             metrics: parts.metrics,
             ready: parts.ready,
@@ -134,17 +143,37 @@ impl Server {
             security: Arc::new(parts.security),
             audit,
         });
+        let limits = parts_limits;
+        let limit = limits::Limit::new(limits.max_connections, http_metrics);
         let handle = axum_server::Handle::new();
         let serve_handle = handle.clone();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let thread = std::thread::Builder::new().name("http".into()).spawn(move || {
             runtime.block_on(async move {
                 let service = router.into_make_service();
+                // Headers (and the wait for the next request on a kept-alive
+                // connection) within header_timeout.
+                let configure = |server: &mut axum_server::Server| {
+                    server
+                        .http_builder()
+                        .http1()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(limits.header_timeout);
+                };
                 let served = match tls {
                     Some(config) => {
-                        axum_server::from_tcp_rustls(std_listener, config).handle(serve_handle).serve(service).await
+                        let mut server = axum_server::from_tcp(std_listener);
+                        configure(&mut server);
+                        let tls = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                            .handshake_timeout(limits.header_timeout)
+                            .acceptor(limit);
+                        server.acceptor(tls).handle(serve_handle).serve(service).await
                     }
-                    None => axum_server::from_tcp(std_listener).handle(serve_handle).serve(service).await,
+                    None => {
+                        let mut server = axum_server::from_tcp(std_listener);
+                        configure(&mut server);
+                        server.acceptor(limit).handle(serve_handle).serve(service).await
+                    }
                 };
                 if let Err(e) = served {
                     tracing::error!(error = %e, "HTTP server failed");
