@@ -302,3 +302,42 @@ fn slow_clients_are_cut_off_after_the_timeouts() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(ndjson(&dir.path().join("out.ndjson")).is_empty(), "the cut-off body was not ingested");
 }
+
+/// Finding 3: a plugin that keeps putting keyed state is stopped at its
+/// quota: the put that would pass it fails the event (dead-lettered as
+/// `plugin-state-quota`), what was stored stays, and the metrics show the
+/// state held, never over the quota.
+#[test]
+fn keyed_state_has_a_quota() {
+    let dir = scratch();
+    let input = dir.path().join("in.ndjson");
+    // 40 events each storing 10 KiB under its own name: 400 KiB asked, 64 KiB allowed.
+    write_lines(&input, (0..40).map(|i| format!(r#"{{"k":"p{}","hoard":10240,"name":"blob{i}","seq":{i}}}"#, i % 4)));
+    let pipeline = one_step_pipeline(
+        dir.path(),
+        &input,
+        &plugin("hostile"),
+        "config = '{\"mode\": \"hoard\"}'\nlimits.state_bytes = \"64KiB\"\ncircuit.failures = 1000",
+    );
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("batch_size = 4", "batch_size = 1")
+        .replace("name = \"input\"\n", "name = \"input\"\nkey_field = \"k\"\n");
+    std::fs::write(&pipeline, text).unwrap();
+    let metrics = dir.path().join("metrics.prom");
+    let out = weir().arg("run").arg(&pipeline).arg("--metrics-file").arg(&metrics).output().unwrap();
+    assert_ok(&out);
+    let kept = ndjson(&dir.path().join("out.ndjson"));
+    let dead = ndjson(&dir.path().join("dead.ndjson"));
+    // 64 KiB holds six entries of 10 KiB plus their keys, names and overhead.
+    assert_eq!(kept.len(), 6, "{}", stderr(&out));
+    assert_eq!(dead.len(), 34);
+    for d in &dead {
+        assert_eq!(d["reason"], "plugin-state-quota", "{d}");
+        assert!(d["detail"].as_str().unwrap().contains("limits.state_bytes"), "{d}");
+    }
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let held = crate::live::metric(&text, "weir_plugin_state_bytes", &["step=\"step\""]).unwrap();
+    assert!(held > 6.0 * 10240.0 && held <= 65536.0, "{held}");
+    assert_eq!(crate::live::metric(&text, "weir_plugin_state_keys", &["step=\"step\""]), Some(6.0));
+}

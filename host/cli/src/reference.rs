@@ -208,3 +208,16 @@ fn every_connector_kind_has_a_table() {
         }
     }
 }
+
+#[test]
+fn every_dead_letter_reason_is_documented() {
+    let page = std::fs::read_to_string(repo().join("docs/config.md")).unwrap();
+    let start = page.find("`reason` is one of").expect("docs/config.md lists the dead-letter reasons");
+    let list = &page[start..start + page[start..].find(';').unwrap()];
+    for reason in weir_core::metrics::DEAD_LETTER_REASONS {
+        assert!(
+            list.contains(&format!("`{reason}`")),
+            "docs/config.md does not list the dead-letter reason `{reason}`"
+        );
+    }
+}

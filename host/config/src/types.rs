@@ -280,6 +280,15 @@ pub struct Limits {
     /// more fails the batch with reason `plugin-output-limit`.
     #[serde(default = "default_output_bytes")]
     pub max_output_bytes: bytesize::ByteSize,
+    /// Most bytes of keyed state (`weir:plugin/state`) the step may hold per
+    /// shard, counting keys, names, values and 64 bytes per entry (default
+    /// "64MiB"); a `put` past it fails the call with reason `plugin-state-quota`.
+    #[serde(default = "default_state_bytes")]
+    pub state_bytes: bytesize::ByteSize,
+    /// Most entries (key and name) of keyed state the step may hold per
+    /// shard (default 1000000); past it, as `state_bytes`.
+    #[serde(default = "default_state_keys")]
+    pub state_keys: u64,
 }
 
 impl Default for Limits {
@@ -289,8 +298,18 @@ impl Default for Limits {
             memory: default_memory(),
             max_outputs_per_event: default_outputs_per_event(),
             max_output_bytes: default_output_bytes(),
+            state_bytes: default_state_bytes(),
+            state_keys: default_state_keys(),
         }
     }
+}
+
+fn default_state_bytes() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(64)
+}
+
+fn default_state_keys() -> u64 {
+    1_000_000
 }
 
 fn default_outputs_per_event() -> u32 {

@@ -91,6 +91,8 @@ pub enum FailureKind {
     Unavailable,
     /// The guest emitted more events or bytes than its limits allow.
     OutputLimit,
+    /// A `put` would have passed the step's keyed-state quota.
+    StateQuota,
 }
 
 impl FailureKind {
@@ -102,6 +104,7 @@ impl FailureKind {
             FailureKind::InvalidOutput => "plugin-invalid-output",
             FailureKind::Unavailable => "plugin-unavailable",
             FailureKind::OutputLimit => "plugin-output-limit",
+            FailureKind::StateQuota => "plugin-state-quota",
         }
     }
 }
@@ -254,6 +257,9 @@ fn start_failure(store: &Store<StoreData>, during: &str, e: &wasmtime::Error) ->
 }
 
 fn classify(store: &Store<StoreData>, e: &wasmtime::Error) -> CallFailure {
+    if let Some(why) = &store.data().state.over_quota {
+        return CallFailure { kind: FailureKind::StateQuota, message: why.clone() };
+    }
     let kind = if store.data().limiter.hit {
         FailureKind::Memory
     } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {

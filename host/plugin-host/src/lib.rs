@@ -28,7 +28,7 @@ pub use bindings::{Emitted, Outcomes};
 pub use cache::digest;
 pub use engine::{LoadedPlugin, PluginEngine};
 pub use instance::{CallFailure, FailureKind, InstanceSettings, PluginInstance};
-pub use state::KeyedState;
+pub use state::{KeyedState, Quota};
 pub use stdio::StdioMetrics;
 
 /// A plugin that cannot be loaded or started.

@@ -70,7 +70,12 @@ impl Processor for FraudScorer {
         for event in batch {
             match event.json::<Transaction<'_>>() {
                 Ok(tx) => {
-                    data.extend_from_slice(&self.velocity.features(&self.config.tables, &tx, event.timestamp_ms(), &event));
+                    data.extend_from_slice(&self.velocity.features(
+                        &self.config.tables,
+                        &tx,
+                        event.timestamp_ms(),
+                        &event,
+                    ));
                     rows.push((event, tx));
                 }
                 Err(e) => out.reject(&event, format!("not a card transaction: {e}")),

@@ -319,6 +319,7 @@ pub const DEAD_LETTER_REASONS: &[&str] = &[
     "plugin-invalid-output",
     "plugin-unavailable",
     "plugin-output-limit",
+    "plugin-state-quota",
     "circuit-open",
     "late-event",
 ];

@@ -18,6 +18,8 @@ pub struct PluginFamilies {
     output_lines: IntCounterVec,
     output_dropped: IntCounterVec,
     denied: IntCounterVec,
+    state_bytes: IntGaugeVec,
+    state_keys: IntGaugeVec,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -96,6 +98,18 @@ impl PluginFamilies {
                 "Capability uses the sandbox refused, by capability (network).",
                 &["step", "capability"],
             ),
+            state_bytes: gauge(
+                r,
+                "weir_plugin_state_bytes",
+                "Bytes of keyed state a plugin step holds, all shards (keys, names, values and a fixed cost per entry).",
+                &["step"],
+            ),
+            state_keys: gauge(
+                r,
+                "weir_plugin_state_keys",
+                "Entries (key and name) of keyed state a plugin step holds, all shards.",
+                &["step"],
+            ),
         }
     }
 
@@ -145,6 +159,8 @@ impl PluginFamilies {
             stdout: stdio("stdout"),
             stderr: stdio("stderr"),
             denied_network: self.denied.with_label_values(&[step, "network"]),
+            state_bytes: self.state_bytes.with_label_values(&[step]),
+            state_keys: self.state_keys.with_label_values(&[step]),
         }
     }
 }
@@ -188,6 +204,9 @@ pub struct SandboxMetrics {
     pub stdout: StdioMetrics,
     pub stderr: StdioMetrics,
     pub denied_network: IntCounter,
+    /// Keyed state held, summed over the step's shards.
+    pub state_bytes: IntGauge,
+    pub state_keys: IntGauge,
 }
 
 /// Counters for one captured stream (stdout or stderr) of one step.

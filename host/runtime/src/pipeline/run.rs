@@ -533,7 +533,14 @@ pub fn start_plugin(
         grants: s.grants.clone(),
         metrics: metrics.plugin_api(step),
         models: s.models.iter().filter_map(|m| models.get(m)).collect(),
-        state: Some(weir_plugin_host::KeyedState::new(key_field.map(str::to_string))),
+        state: Some(weir_plugin_host::KeyedState::bounded(
+            key_field.map(str::to_string),
+            weir_plugin_host::Quota { bytes: s.limits.state_bytes.as_u64(), keys: s.limits.state_keys },
+            Some({
+                let sandbox = metrics.plugin_api(step).sandbox;
+                (sandbox.state_bytes, sandbox.state_keys)
+            }),
+        )),
     };
     let instance = PluginInstance::start(plugin, settings.clone()).with_context(|| format!("step `{step}`"))?;
     tracing::info!(step = %step, plugin = %s.plugin.display(), digest = %instance.digest(), "plugin started");

@@ -12,6 +12,8 @@
 //! - `clock`: emits the wall clock as `{"now_s": seconds since 1970}`.
 //! - `print`: prints each event's `"print"` text to stdout and stderr.
 //! - `trap-always`: panics in every `process` call (its `init` succeeds).
+//! - `hoard`: an event with `"hoard": N, "name": "<name>"` puts N bytes of
+//!   keyed state under that name, and passes.
 //! - anything else, or no mode: `init` refuses the config.
 
 use serde::Deserialize;
@@ -27,7 +29,8 @@ struct Hostile {
     mode: String,
 }
 
-const MODES: &[&str] = &["flood", "read-file", "write-file", "connect", "env", "clock", "print", "trap-always"];
+const MODES: &[&str] =
+    &["flood", "read-file", "write-file", "connect", "env", "clock", "print", "trap-always", "hoard"];
 
 impl Processor for Hostile {
     fn init(config: &str) -> Result<Self, String> {
@@ -97,6 +100,13 @@ impl Hostile {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 out.emit_json(event, &json!({"now_s": now.as_secs()}));
                 return;
+            }
+            "hoard" => {
+                if let (Some(n), Some(name)) =
+                    (v.get("hoard").and_then(Value::as_u64), v.get("name").and_then(Value::as_str))
+                {
+                    weir_plugin_sdk::state::put(event, name, &vec![7u8; n as usize]);
+                }
             }
             "print" => {
                 if let Some(text) = v.get("print").and_then(Value::as_str) {
