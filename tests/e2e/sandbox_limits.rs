@@ -55,24 +55,24 @@ fn lines(dead: &[Value]) -> Vec<u64> {
 #[test]
 fn an_output_flood_is_stopped_by_the_per_event_limit() {
     let r = run_mode("flood", &events(12, 6, json!({"flood": 5000})), "");
-    assert_eq!(seqs(&r.out), [1, 2, 3, 4, 9, 10, 11, 12], "the batches before and after flow");
-    assert_eq!(lines(&r.dead), [5, 6, 7, 8], "the flooding batch is dead-lettered");
+    assert_eq!(seqs(&r.out), [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12], "every other event flows");
+    assert_eq!(lines(&r.dead), [6], "only the flooding event is dead-lettered");
     for d in &r.dead {
         assert_eq!(d["reason"], "plugin-output-limit");
         assert_eq!(
             d["detail"],
-            "input event 1 of the batch produced 5000 events; the limit is 1000 (limits.max_outputs_per_event)"
+            "input event 0 of the batch produced 5000 events; the limit is 1000 (limits.max_outputs_per_event)"
         );
     }
-    assert!(r.stderr.contains("plugin-output-limit 4"), "{}", r.stderr);
+    assert!(r.stderr.contains("plugin-output-limit 1"), "{}", r.stderr);
 }
 
 #[test]
 fn an_output_flood_is_stopped_by_the_bytes_per_batch_limit() {
     let limits = r#"limits = { max_output_bytes = "1KiB" }"#;
     let r = run_mode("flood", &events(12, 10, json!({"flood": 100})), limits);
-    assert_eq!(seqs(&r.out), [1, 2, 3, 4, 5, 6, 7, 8]);
-    assert_eq!(lines(&r.dead), [9, 10, 11, 12]);
+    assert_eq!(seqs(&r.out), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12]);
+    assert_eq!(lines(&r.dead), [10]);
     let detail = r.dead[0]["detail"].as_str().unwrap();
     assert!(detail.ends_with("of payloads; the limit is 1.0 KiB (limits.max_output_bytes)"), "{detail}");
 }
@@ -169,10 +169,10 @@ fn trapping_on_every_call_opens_the_circuit() {
     let r = run_mode("trap-always", &events(40, 0, json!({})), TRAP_CIRCUIT);
     assert!(r.out.is_empty());
     assert_eq!(lines(&r.dead), (1..=40).collect::<Vec<_>>(), "every event is dead-lettered, none lost");
-    for d in &r.dead[..12] {
-        assert_eq!(d["reason"], "plugin-trap", "three failed batches");
+    for d in &r.dead[..3] {
+        assert_eq!(d["reason"], "plugin-trap", "three poison events: the first batch, halved down to single events");
     }
-    for d in &r.dead[12..] {
+    for d in &r.dead[3..] {
         assert_eq!(d["reason"], "circuit-open");
         assert!(d["detail"].as_str().unwrap().starts_with("the step's circuit is open"), "{d}");
     }
@@ -184,8 +184,8 @@ fn an_open_circuit_sends_batches_to_the_fallback_plugin() {
     let circuit =
         format!(r#"circuit = {{ failures = 3, cool_down = "1h", fallback = {} }}"#, toml_path(&plugin("identity")));
     let r = run_mode("trap-always", &events(40, 0, json!({})), &circuit);
-    assert_eq!(lines(&r.dead), (1..=12).collect::<Vec<_>>());
-    assert_eq!(seqs(&r.out), (13..=40).collect::<Vec<_>>());
+    assert_eq!(lines(&r.dead), [1, 2, 3], "three events fail alone, then the circuit opens");
+    assert_eq!(seqs(&r.out), (4..=40).collect::<Vec<_>>());
 }
 
 #[test]

@@ -266,7 +266,8 @@ pub struct StepConfig {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Longest a single `process` call may run (default "100ms"); past it the
-    /// call is interrupted and its batch dead-lettered.
+    /// call is interrupted and the batch retried in halves, down to the
+    /// events that fail alone, which are dead-lettered.
     #[serde(default = "default_deadline", with = "humantime_serde")]
     pub deadline: Duration,
     /// Largest linear memory the plugin may have (default "128MiB").
@@ -338,7 +339,8 @@ pub struct Grants {
     pub wall_clock: bool,
 }
 
-/// `[steps.circuit]`: after `failures` consecutive failed batches the
+/// `[steps.circuit]`: after `failures` consecutive poison events (events
+/// whose call fails with them alone, see docs/hot-loading.md) the
 /// circuit opens: batches skip the plugin and go to the `fallback`
 /// plugin, or to the dead-letter output with reason `circuit-open`. After
 /// `cool_down` one batch tries the plugin again (half-open): success closes
@@ -346,7 +348,7 @@ pub struct Grants {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CircuitConfig {
-    /// Consecutive failed batches that open the circuit (default 5; 0 never opens it).
+    /// Consecutive poison events that open the circuit (default 5; 0 never opens it).
     #[serde(default = "default_failures")]
     pub failures: u32,
     /// How long the circuit stays open before a trial batch (default "30s").

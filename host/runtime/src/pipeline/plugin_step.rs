@@ -1,6 +1,13 @@
 //! A step that runs a plugin component on each batch, swaps in new versions
 //! at batch boundaries, rolls back a version that fails on probation, and
 //! guards the plugin with a circuit breaker.
+//!
+//! A failed call fails one event, not its batch: the batch is halved and
+//! each half tried again (on a fresh instance: a failed call replaces it),
+//! down to the events that fail alone — the poison events, dead-lettered
+//! with the failure. The rest are processed once, in order; the writes of
+//! failed calls to keyed state are dropped with them. The circuit breaker
+//! counts poison events.
 
 use super::circuit::Circuit;
 use crate::deploy::StepControl;
@@ -12,7 +19,7 @@ use weir_core::event::Batch;
 use weir_core::metrics::events::{Deploy, InternalEvent, PluginCallFailed};
 use weir_core::metrics::{Metrics, PluginMetrics, StepMetrics};
 use weir_core::step::{Outputs, Step};
-use weir_plugin_host::{CallFailure, InstanceSettings, KeyedState, Outcomes, PluginInstance};
+use weir_plugin_host::{CallFailure, FailureKind, InstanceSettings, KeyedState, Outcomes, PluginInstance};
 
 /// How a plugin step is guarded and swapped.
 pub struct PluginStepOptions {
@@ -255,9 +262,9 @@ impl Step for PluginStep {
                 self.route(outcomes, batch, dead, version)
             }
             Err(failure) => {
-                self.circuit.failed(Instant::now(), &self.plugin);
-                self.dead_letter_all(&batch, dead, failure.kind.reason(), &failure.message)?;
-                Ok(Outputs::default())
+                let mut out = Outputs::default();
+                self.settle(batch, failure, dead, &mut out)?;
+                Ok(out)
             }
         }
     }
@@ -268,6 +275,42 @@ impl Step for PluginStep {
 }
 
 impl PluginStep {
+    /// A batch whose call failed: halves are tried until each event has
+    /// either passed or failed alone (then it is dead-lettered with its
+    /// failure, and counts once toward the circuit). Outputs go to `out`
+    /// in input order.
+    fn settle(
+        &mut self,
+        batch: Batch,
+        failure: CallFailure,
+        dead: &DeadLetters,
+        out: &mut Outputs,
+    ) -> std::io::Result<()> {
+        // No instance could start: no part of the batch can do better.
+        if batch.len() <= 1 || failure.kind == FailureKind::Unavailable {
+            self.circuit.failed(Instant::now(), &self.plugin);
+            return self.dead_letter_all(&batch, dead, failure.kind.reason(), &failure.message);
+        }
+        let mid = batch.len() / 2;
+        for range in [0..mid, mid..batch.len()] {
+            let mut half = part(&batch, range);
+            let now = Instant::now();
+            if !self.circuit.admits(now, &self.plugin) {
+                merge(out, self.bypass(half, dead, now)?);
+                continue;
+            }
+            match self.call(&mut half) {
+                Ok(outcomes) => {
+                    self.circuit.succeeded(&self.plugin);
+                    let version = self.version.clone();
+                    merge(out, self.route(outcomes, half, dead, version)?);
+                }
+                Err(f) => self.settle(half, f, dead, out)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Turns the plugin's outcomes into output batches and dead letters.
     fn route(
         &self,
@@ -327,5 +370,40 @@ impl PluginStep {
             }
         }
         Ok(out)
+    }
+}
+
+/// Events `range` of `batch`, with its version trail (the cells read at
+/// ingestion and the watermarks stay behind: the worker carries the input's
+/// watermark on).
+fn part(batch: &Batch, range: std::ops::Range<usize>) -> Batch {
+    let mut p = Batch::with_capacity(range.len(), 0);
+    for i in range {
+        p.push(batch.payload(i), batch.timestamps[i], batch.origins[i]);
+    }
+    p.versions = batch.versions.clone();
+    p
+}
+
+/// Appends the outputs of a later part of a batch to those of the earlier.
+fn merge(into: &mut Outputs, from: Outputs) {
+    append(&mut into.main, from.main);
+    for (name, batch) in from.named {
+        match into.named.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, b)) => append(b, batch),
+            None => into.named.push((name, batch)),
+        }
+    }
+}
+
+fn append(into: &mut Batch, from: Batch) {
+    if into.is_empty() {
+        *into = from;
+        into.columns = None;
+        into.watermarks = None;
+        return;
+    }
+    for (payload, t, origin) in from.iter() {
+        into.push(payload, t, origin);
     }
 }
