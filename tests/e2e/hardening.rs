@@ -343,3 +343,64 @@ fn keyed_state_has_a_quota() {
     assert!(held > 6.0 * 10240.0 && held <= 65536.0, "{held}");
     assert_eq!(crate::live::metric(&text, "weir_plugin_state_keys", &["step=\"step\""]), Some(6.0));
 }
+
+/// Finding 5: running the same finite pipeline twice without checkpoints
+/// writes its output once, not twice (the file is emptied: every source
+/// starts from the beginning), and says so; `mode = "append"` keeps it.
+#[test]
+fn a_second_run_from_the_beginning_replaces_its_output_and_says_so() {
+    let dir = scratch();
+    let input = dir.path().join("in.ndjson");
+    write_lines(&input, (0..5).map(|i| format!(r#"{{"seq":{i}}}"#)));
+    let pipeline = one_step_pipeline(dir.path(), &input, &plugin("identity"), "");
+    assert_ok(&run(&pipeline));
+    let again = run(&pipeline);
+    assert_ok(&again);
+    assert_eq!(ndjson(&dir.path().join("out.ndjson")).len(), 5, "not 10");
+    assert!(stderr(&again).contains("emptied") && stderr(&again).contains("mode = \"auto\""), "{}", stderr(&again));
+    let text = std::fs::read_to_string(&pipeline).unwrap().replace(
+        &format!("path = {}\n", toml_path(&dir.path().join("out.ndjson"))),
+        &format!("path = {}\nmode = \"append\"\n", toml_path(&dir.path().join("out.ndjson"))),
+    );
+    std::fs::write(&pipeline, text).unwrap();
+    let third = run(&pipeline);
+    assert_ok(&third);
+    assert_eq!(ndjson(&dir.path().join("out.ndjson")).len(), 10);
+    assert!(stderr(&third).contains("appending to"), "{}", stderr(&third));
+}
+
+/// Findings 4 and 5: an event acknowledged over HTTP reaches the file
+/// within `flush_interval` while the pipeline runs, so a kill -9 loses
+/// nothing acknowledged; the next run appends (an HTTP source does not
+/// start from a beginning) and the file holds only whole lines.
+#[test]
+fn acknowledged_events_are_on_disk_within_the_flush_interval_and_survive_kill_9() {
+    use crate::live::*;
+    let dir = scratch();
+    let port = free_port();
+    let out = dir.path().join("out.ndjson");
+    let mut child = http_pipeline(dir.path(), port, "");
+    wait_until("the server answers", || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+    for i in 0..20 {
+        let (status, body) = post(port, "/api/v1/ingest/vitals", format!(r#"{{"n":{i}}}"#).as_bytes()).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    // Within the default flush interval (1 s), without a checkpoint or a stop.
+    wait_until("the acknowledged events reach the file", || ndjson(&out).len() == 20);
+    let mut proc = child.0.take().unwrap();
+    proc.kill().unwrap(); // SIGKILL
+    proc.wait().unwrap();
+    assert_eq!(ndjson(&out).len(), 20, "every acknowledged event is on disk after kill -9");
+    // A torn line, as a machine crash could leave: the next run cuts it off.
+    let mut bytes = std::fs::read(&out).unwrap();
+    bytes.extend_from_slice(br#"{"n":99,"to"#);
+    std::fs::write(&out, bytes).unwrap();
+    let mut again = http_pipeline(dir.path(), port, "");
+    wait_until("the server answers again", || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+    post(port, "/api/v1/ingest/vitals", br#"{"n":20}"#).unwrap();
+    let done = sigterm(&mut again);
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert!(stderr(&done).contains("a torn last line of 11 bytes was cut off"), "{}", stderr(&done));
+    let ns: Vec<u64> = ndjson(&out).iter().map(|e| e["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, (0..=20).collect::<Vec<_>>());
+}

@@ -84,6 +84,9 @@ pub fn print_summary(name: &str, r: &RunReport) {
     }
     for (sink, n) in &r.sinks {
         out += &format!("  sink         {sink}: {n} events\n");
+        for (_, note) in r.sink_notes.iter().filter(|(s, _)| s == sink) {
+            out += &format!("               ({note})\n");
+        }
     }
     let dead: u64 = r.dead_letters.iter().map(|(_, n)| n).sum();
     if dead > 0 {

@@ -106,7 +106,7 @@ fn describe(ty: &syn::Type) -> (String, bool, Option<String>) {
         ("Duration", _) => ("duration".into(), false, None),
         ("ByteSize", _) => ("size".into(), false, None),
         ("BTreeMap", _) => ("table".into(), false, None),
-        ("GeneratorKind" | "NexmarkKind", _) => ("string".into(), false, None),
+        ("GeneratorKind" | "NexmarkKind" | "SinkMode", _) => ("string".into(), false, None),
         (other, _) => ("table".into(), false, Some(other.to_string())),
     }
 }

@@ -4,6 +4,21 @@ use crate::event::Batch;
 use crate::position::Position;
 use std::io::Write;
 
+/// How a run starts, as a sink sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStart {
+    /// From a checkpoint: the sink went back to its position there (or
+    /// keeps what it has, when a source cannot replay).
+    Resumed,
+    /// Every source starts from the beginning of its input (a file from
+    /// its first line, a generator from its first event): the run writes
+    /// everything again.
+    FromBeginning,
+    /// Some source goes on from where it was (Kafka's committed offsets)
+    /// or only gets new events (HTTP).
+    Continuing,
+}
+
 /// A destination for events. [`Sink::write`] and [`Sink::flush`] are
 /// required; a sink whose output can be cut back to a checkpoint (a file)
 /// also says where it stands.
@@ -23,6 +38,18 @@ pub trait Sink: Send {
     /// Goes back to a position a checkpoint recorded: what was written
     /// after it is taken back, so that a restart writes it once more, once.
     fn resume(&mut self, _position: &Position) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// Before the first event, how the run starts. Returns what the sink
+    /// did with what its output already held, for the run summary.
+    fn begin(&mut self, _start: RunStart) -> std::io::Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Called often (after writes, and while no events flow): writes out
+    /// what has waited for longer than the sink's flush interval.
+    fn tick(&mut self, _now: std::time::Instant) -> std::io::Result<()> {
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 mod sink;
 mod source;
 
-pub use sink::Ndjson;
+pub use sink::{Ndjson, SinkMode};
 pub use source::FileSource;
 
 use serde::Deserialize;
@@ -26,17 +26,31 @@ pub struct FileSourceOptions {
     pub rate: Option<u64>,
 }
 
-/// `[[sinks]] kind = "file"`: one JSON object per line, appended.
+/// `[[sinks]] kind = "file"`: one JSON object per line.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkOptions {
-    /// The file to append NDJSON to (created with its folders if missing).
+    /// The file to write NDJSON to (created with its folders if missing).
     pub path: PathBuf,
     /// Add to each event a `"_weir"` object with its metadata,
     /// `{"versions": {"<step>": "<sha256 of the plugin version>"}}` for
     /// every plugin step that processed it (default false).
     #[serde(default)]
     pub metadata: bool,
+    /// What happens to the lines the file already holds when the run does
+    /// not resume from a checkpoint: "auto" (default) empties it when every
+    /// source starts from the beginning of its input (a file, a generator:
+    /// the run writes it all again) and appends otherwise (Kafka, HTTP);
+    /// "truncate" always empties it; "append" always adds after them. A
+    /// run that resumes from a checkpoint cuts the file back to the
+    /// checkpoint's length whatever the mode. The run summary says what
+    /// was done.
+    #[serde(default)]
+    pub mode: SinkMode,
+    /// Longest a written line waits in memory before it reaches the file
+    /// (default "1s"); lines also go out at every checkpoint and at the end.
+    #[serde(default, with = "humantime_serde::option")]
+    pub flush_interval: Option<std::time::Duration>,
 }
 
 pub struct File;
@@ -99,7 +113,8 @@ impl super::Session for File {
 
     fn open_sink(&mut self, spec: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
         let o: FileSinkOptions = spec.options.deserialize()?;
-        Ok(Box::new(sink::open_file(&spec.name, &o.path, o.metadata)?))
+        let interval = o.flush_interval.unwrap_or(std::time::Duration::from_secs(1));
+        Ok(Box::new(sink::open_file_with(&spec.name, &o.path, o.metadata, o.mode, interval)?))
     }
 }
 
@@ -149,5 +164,67 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 18, "a longer checkpoint never grows the file");
         let mut null = sink::open_file("s", std::path::Path::new("/dev/null"), false).unwrap();
         null.resume(&Position::File { offset: 0, line: 0 }).unwrap();
+    }
+
+    #[test]
+    fn the_mode_decides_what_a_fresh_run_keeps_and_a_torn_line_is_cut() {
+        use weir_core::sink::RunStart;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        let open = |mode| sink::open_file_with("s", &path, false, mode, std::time::Duration::from_secs(1)).unwrap();
+        std::fs::write(&path, "{\"old\":1}\n{\"torn\":").unwrap();
+        let note = open(SinkMode::Auto).begin(RunStart::Continuing).unwrap().unwrap();
+        assert!(note.contains("a torn last line of 8 bytes was cut off"), "{note}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"old\":1}\n");
+        assert_eq!(open(SinkMode::Auto).begin(RunStart::Resumed).unwrap(), None);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"old\":1}\n");
+        assert!(open(SinkMode::Append).begin(RunStart::FromBeginning).unwrap().unwrap().starts_with("appending"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"old\":1}\n");
+        let note = open(SinkMode::Auto).begin(RunStart::FromBeginning).unwrap().unwrap();
+        assert!(note.starts_with("emptied") && note.contains("10 bytes"), "{note}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        std::fs::write(&path, "{}\n").unwrap();
+        assert!(open(SinkMode::Truncate).begin(RunStart::Continuing).unwrap().is_some());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    /// Every `write` a file sink makes ends at the end of a line.
+    struct Calls(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+    impl std::io::Write for Calls {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_reach_the_writer_whole(sizes in proptest::collection::vec(0usize..400_000, 1..40), metadata: bool) {
+            let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut out = Ndjson::new(Calls(calls.clone()), metadata, false);
+            let mut batch = weir_core::event::Batch::default();
+            let mut expected = Vec::new();
+            for (i, n) in sizes.iter().enumerate() {
+                let payload = format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(*n));
+                batch.push(payload.as_bytes(), 0, Default::default());
+                expected.push(payload);
+            }
+            out.write(&batch, None).unwrap();
+            out.flush().unwrap();
+            let calls = calls.lock().unwrap();
+            for c in calls.iter() {
+                proptest::prop_assert_eq!(c.last(), Some(&b'\n'));
+            }
+            let all: Vec<u8> = calls.concat();
+            let text = String::from_utf8(all).unwrap();
+            proptest::prop_assert_eq!(text.lines().count(), expected.len());
+            if !metadata {
+                proptest::prop_assert_eq!(text.lines().collect::<Vec<_>>(), expected.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+        }
     }
 }

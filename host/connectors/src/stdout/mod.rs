@@ -41,7 +41,6 @@ impl super::Session for Stdout {
     fn open_sink(&mut self, spec: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
         let o: StdoutOptions = spec.options.deserialize()?;
         // A reader downstream of stdout sees each batch as it is written.
-        let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-        Ok(Box::new(crate::file::Ndjson::new(out, o.metadata, true)))
+        Ok(Box::new(crate::file::Ndjson::new(std::io::stdout(), o.metadata, true)))
     }
 }

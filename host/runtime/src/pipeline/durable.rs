@@ -119,6 +119,11 @@ impl Durable {
         Ok(())
     }
 
+    /// Whether the run goes on from a checkpoint.
+    pub fn resumed(&self) -> bool {
+        self.restored.is_some()
+    }
+
     /// Puts the router's watermarks back from the restored checkpoint.
     pub fn restore_router(&self, watermark: &mut super::router::Watermark) -> anyhow::Result<()> {
         if let Some(bytes) = self.restored.as_ref().and_then(|c| c.steps.get(super::worker::ROUTER_STATE)) {
@@ -134,16 +139,19 @@ impl Durable {
 
     /// Cuts each sink back to where the restored checkpoint says (the
     /// restarted run writes what followed again).
-    pub fn restore_sinks(&self, sinks: &mut [SinkSlot]) -> anyhow::Result<()> {
-        let Some(c) = &self.restored else { return Ok(()) };
+    /// Returns the names of the sinks that went back.
+    pub fn restore_sinks(&self, sinks: &mut [SinkSlot]) -> anyhow::Result<Vec<String>> {
+        let Some(c) = &self.restored else { return Ok(Vec::new()) };
+        let mut resumed = Vec::new();
         for slot in sinks {
             if let Some(p) = c.sinks.get(&slot.name) {
                 slot.sink
                     .resume(p)
                     .with_context(|| format!("sink `{}`: cannot go back to the checkpoint", slot.name))?;
+                resumed.push(slot.name.clone());
             }
         }
-        Ok(())
+        Ok(resumed)
     }
 
     /// Cuts the dead-letter output back to where the restored checkpoint says.

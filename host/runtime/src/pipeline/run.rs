@@ -24,6 +24,8 @@ use weir_core::dead_letter::{self, DeadLetters};
 use weir_core::event::{Batch, Ingested};
 use weir_core::ingest::IngestEndpoint;
 use weir_core::metrics::{Family, Metrics};
+use weir_core::position::Position;
+use weir_core::sink::RunStart;
 use weir_core::source::{Fill, Source};
 use weir_core::step::Step;
 use weir_models::ModelRegistry;
@@ -68,6 +70,7 @@ pub struct Running {
     /// Hot-loading into the running steps.
     pub deployments: Arc<Deployments>,
     pipeline: String,
+    sink_notes: Vec<(String, String)>,
 }
 
 /// What a server serves for a pipeline: its metrics, its readiness, its
@@ -98,6 +101,8 @@ pub struct Prepared {
     watermark: Option<Watermark>,
     columns: Option<Arc<[String]>>,
     sinks: Vec<super::worker::SinkSlot>,
+    /// What each sink did with the output it found (file sinks' `mode`).
+    sink_notes: Vec<(String, String)>,
     opened: Vec<(String, Box<dyn Source>)>,
     running_flag: Arc<AtomicBool>,
     parts: ServerParts,
@@ -112,6 +117,8 @@ pub struct RunReport {
     pub bytes_read: u64,
     pub steps: Vec<(String, u64, u64)>,
     pub sinks: Vec<(String, u64)>,
+    /// (sink, what it did with the output it found when the run began).
+    pub sink_notes: Vec<(String, String)>,
     pub dead_letters: Vec<(String, u64)>,
     pub dead_letter_path: PathBuf,
     pub stopped_by_signal: bool,
@@ -195,9 +202,33 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     // restarted run only if every source replays its input; a push source
     // (HTTP) does not, so then they are kept (some may appear twice, none is
     // lost).
-    if opened.iter().all(|(_, s)| s.position().is_some()) {
-        durable.restore_sinks(&mut sinks)?;
+    let replays = opened.iter().all(|(_, s)| s.position().is_some());
+    let resumed = if replays {
         durable.restore_dead_letters(&dead)?;
+        durable.restore_sinks(&mut sinks)?
+    } else {
+        Vec::new()
+    };
+    // A sink the run did not take back to a checkpoint decides what its
+    // output keeps (a file sink's `mode`); a run that resumed a checkpoint
+    // with a push source keeps what is there.
+    let from_beginning = opened.iter().all(|(_, s)| {
+        matches!(s.position(), Some(Position::File { offset: 0, .. } | Position::Sequence { next: 0, .. }))
+    });
+    let mut sink_notes = Vec::new();
+    for slot in &mut sinks {
+        let start = if resumed.contains(&slot.name) || durable.resumed() {
+            RunStart::Resumed
+        } else if from_beginning {
+            RunStart::FromBeginning
+        } else {
+            RunStart::Continuing
+        };
+        let note = slot.sink.begin(start).with_context(|| format!("cannot open sink `{}`", slot.name))?;
+        if let Some(note) = note {
+            tracing::info!(sink = %slot.name, "{note}");
+            sink_notes.push((slot.name.clone(), note));
+        }
     }
     let listen = opts.listen.clone().or(spec.listen.clone());
     if listen.is_none()
@@ -226,6 +257,7 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
         watermark,
         columns,
         sinks,
+        sink_notes,
         opened,
         running_flag,
         parts,
@@ -257,6 +289,7 @@ impl Prepared {
             watermark,
             columns,
             sinks,
+            sink_notes,
             opened,
             running_flag,
             parts,
@@ -440,6 +473,7 @@ impl Prepared {
             _models: models,
             deployments,
             pipeline: spec.name.clone(),
+            sink_notes,
         })
     }
 }
@@ -588,6 +622,7 @@ impl Running {
             bytes_read: m.source_bytes_total(),
             steps,
             sinks: m.by_label(Family::SinkEvents),
+            sink_notes: self.sink_notes,
             dead_letters: m.by_label(Family::DeadLetter),
             dead_letter_path: self.dead.path().to_path_buf(),
             stopped_by_signal: self.stop.load(Ordering::Relaxed),

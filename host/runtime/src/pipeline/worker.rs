@@ -242,6 +242,10 @@ pub struct SinkStage {
     pub done: Sender<()>,
 }
 
+/// How often an idle sink stage lets its sinks flush (file sinks'
+/// `flush_interval` is at least this fine).
+const SINK_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl SinkStage {
     /// Runs until every shard has hung up.
     pub fn run(mut self, shards: Vec<Receiver<FromShard>>) -> std::io::Result<()> {
@@ -254,7 +258,15 @@ impl SinkStage {
             for &i in &live {
                 select.recv(&shards[i]);
             }
-            let op = select.select();
+            // While nothing arrives, sinks still write out what has waited
+            // longer than their flush interval.
+            let Ok(op) = select.select_timeout(SINK_TICK) else {
+                let now = std::time::Instant::now();
+                for slot in &mut self.sinks {
+                    slot.sink.tick(now)?;
+                }
+                continue;
+            };
             let i = live[op.index()];
             let msg = match op.recv(&shards[i]) {
                 Ok(msg) => msg,
