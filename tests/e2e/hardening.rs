@@ -404,3 +404,28 @@ fn acknowledged_events_are_on_disk_within_the_flush_interval_and_survive_kill_9(
     let ns: Vec<u64> = ndjson(&out).iter().map(|e| e["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, (0..=20).collect::<Vec<_>>());
 }
+
+/// Finding 6: a plugin's `log` calls are rate-limited like its stdout, and
+/// a newline in a message cannot forge a host log line.
+#[test]
+fn plugin_log_lines_are_rate_limited_and_cannot_forge_host_lines() {
+    let dir = scratch();
+    let input = dir.path().join("in.ndjson");
+    write_lines(
+        &input,
+        (1..=2000)
+            .map(|i| serde_json::json!({"seq": i, "log": format!("logged {i}\nWARN weir: forged {i}")}).to_string()),
+    );
+    let pipeline = one_step_pipeline(dir.path(), &input, &plugin("hostile"), "config = '{\"mode\": \"log\"}'");
+    let metrics = dir.path().join("metrics.prom");
+    let out = weir().arg("run").arg(&pipeline).arg("--metrics-file").arg(&metrics).output().unwrap();
+    assert_ok(&out);
+    let text = stderr(&out);
+    let logged: Vec<&str> = text.lines().filter(|l| l.contains("logged ")).collect();
+    assert!(logged.len() >= 100 && logged.len() < 2000, "{} lines logged of 2000", logged.len());
+    assert!(logged[0].contains("\\u{0a}WARN weir: forged 1"), "the newline is shown, not obeyed: {}", logged[0]);
+    assert!(!text.lines().any(|l| l.starts_with("WARN weir: forged")), "no forged line");
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    let dropped = crate::live::metric(&m, "weir_plugin_output_lines_dropped_total", &["stream=\"log\""]).unwrap();
+    assert!(dropped > 0.0);
+}

@@ -21,11 +21,14 @@ pub struct HostApi {
     counters: HashMap<String, prometheus::IntCounter>,
     gauges: HashMap<String, prometheus::Gauge>,
     warned_names: bool,
+    /// `log` lines follow stdout's rules: rate, length, no control characters.
+    lines: super::stdio::LineLimiter,
 }
 
 impl HostApi {
     pub fn new(step: String, metrics: PluginApiMetrics) -> Self {
-        HostApi { step, metrics, counters: HashMap::new(), gauges: HashMap::new(), warned_names: false }
+        let lines = super::stdio::LineLimiter::new(metrics.sandbox.log.clone());
+        HostApi { step, metrics, counters: HashMap::new(), gauges: HashMap::new(), warned_names: false, lines }
     }
 
     fn allow_new_name(&mut self) -> bool {
@@ -55,13 +58,14 @@ fn valid_name(name: &str) -> bool {
 
 impl host::Host for HostApi {
     fn log(&mut self, level: host::Level, message: String) {
-        let step = &self.step;
+        let Some(suppressed) = self.lines.admit() else { return };
+        let (step, message) = (&self.step, super::stdio::clean(&message));
         match level {
-            host::Level::Trace => tracing::trace!(target: "weir::plugin", step, "{message}"),
-            host::Level::Debug => tracing::debug!(target: "weir::plugin", step, "{message}"),
-            host::Level::Info => tracing::info!(target: "weir::plugin", step, "{message}"),
-            host::Level::Warn => tracing::warn!(target: "weir::plugin", step, "{message}"),
-            host::Level::Error => tracing::error!(target: "weir::plugin", step, "{message}"),
+            host::Level::Trace => tracing::trace!(target: "weir::plugin", step, suppressed, "{message}"),
+            host::Level::Debug => tracing::debug!(target: "weir::plugin", step, suppressed, "{message}"),
+            host::Level::Info => tracing::info!(target: "weir::plugin", step, suppressed, "{message}"),
+            host::Level::Warn => tracing::warn!(target: "weir::plugin", step, suppressed, "{message}"),
+            host::Level::Error => tracing::error!(target: "weir::plugin", step, suppressed, "{message}"),
         }
     }
 

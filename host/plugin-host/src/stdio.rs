@@ -1,7 +1,11 @@
 //! A plugin's stdout and stderr: captured line by line, logged under the
 //! step's name, and rate-limited so that a chatty or hostile plugin cannot
 //! flood the host's log. Nothing a plugin prints reaches Weir's own stdout
-//! (which may be a sink).
+//! (which may be a sink). The same rules hold for the `log` import
+//! ([`LineLimiter`], [`clean`]): at most 20 lines a second after a burst of
+//! 100, per stream and instance; lines cut at 2,048 bytes; control
+//! characters (a newline that would start a forged host line, terminal
+//! escapes) written as `\u{..}`.
 
 use bytes::Bytes;
 use std::pin::Pin;
@@ -30,6 +34,11 @@ struct Lines {
     step: Arc<str>,
     stream: &'static str,
     partial: Vec<u8>,
+    limit: LineLimiter,
+}
+
+/// The rate limit of one stream of plugin log lines.
+pub struct LineLimiter {
     tokens: f64,
     refilled: Instant,
     /// Lines dropped since the last one logged, reported with the next.
@@ -37,17 +46,49 @@ struct Lines {
     metrics: StdioMetrics,
 }
 
+impl LineLimiter {
+    pub fn new(metrics: StdioMetrics) -> Self {
+        LineLimiter { tokens: BURST, refilled: Instant::now(), suppressed: 0, metrics }
+    }
+
+    /// Counts a line; `Some(lines dropped before it)` when it may be logged.
+    pub fn admit(&mut self) -> Option<u64> {
+        self.metrics.lines.inc();
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * LINES_PER_SECOND).min(BURST);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            self.suppressed += 1;
+            self.metrics.dropped.inc();
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// A plugin's line as the host logs it: at most [`MAX_LINE`] bytes (cut on
+/// a character boundary), control characters escaped, so it can neither
+/// start a line of its own nor steer a terminal.
+pub fn clean(line: &str) -> String {
+    let mut end = line.len().min(MAX_LINE);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end);
+    for c in line[..end].chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:02x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl CapturedOutput {
     pub fn new(step: Arc<str>, stream: &'static str, metrics: StdioMetrics) -> Self {
-        let lines = Lines {
-            step,
-            stream,
-            partial: Vec::new(),
-            tokens: BURST,
-            refilled: Instant::now(),
-            suppressed: 0,
-            metrics,
-        };
+        let lines = Lines { step, stream, partial: Vec::new(), limit: LineLimiter::new(metrics) };
         CapturedOutput { inner: Arc::new(Mutex::new(lines)) }
     }
 
@@ -66,20 +107,10 @@ impl CapturedOutput {
 
 impl Lines {
     fn emit(&mut self) {
-        let line = String::from_utf8_lossy(&self.partial).into_owned();
+        let line = clean(&String::from_utf8_lossy(&self.partial));
         self.partial.clear();
-        self.metrics.lines.inc();
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * LINES_PER_SECOND).min(BURST);
-        self.refilled = now;
-        if self.tokens < 1.0 {
-            self.suppressed += 1;
-            self.metrics.dropped.inc();
-            return;
-        }
-        self.tokens -= 1.0;
-        let (step, stream, suppressed) = (&*self.step, self.stream, self.suppressed);
-        self.suppressed = 0;
+        let Some(suppressed) = self.limit.admit() else { return };
+        let (step, stream) = (&*self.step, self.stream);
         if stream == "stderr" {
             tracing::warn!(target: "weir::plugin", step = %step, stream = %stream, suppressed, "{line}");
         } else {
@@ -160,5 +191,12 @@ mod tests {
         assert_eq!(m.lines.get(), 1002);
         // The burst allows 100 lines, then about 20 per second.
         assert!((899..=902).contains(&m.dropped.get()), "dropped {}", m.dropped.get());
+    }
+
+    #[test]
+    fn a_line_cannot_forge_another_or_steer_a_terminal() {
+        assert_eq!(clean("ok\nINFO weir: forged\r\u{1b}[2J"), "ok\\u{0a}INFO weir: forged\\u{0d}\\u{1b}[2J");
+        let long = "é".repeat(3000);
+        assert!(clean(&long).len() <= MAX_LINE);
     }
 }

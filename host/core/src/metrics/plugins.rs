@@ -83,7 +83,7 @@ impl PluginFamilies {
             output_lines: counter(
                 r,
                 "weir_plugin_output_lines_total",
-                "Lines a plugin wrote to stdout or stderr (logged under its step, rate-limited).",
+                "Lines a plugin wrote to stdout, stderr or the log import (logged under its step, rate-limited).",
                 &["step", "stream"],
             ),
             output_dropped: counter(
@@ -158,6 +158,7 @@ impl PluginFamilies {
         SandboxMetrics {
             stdout: stdio("stdout"),
             stderr: stdio("stderr"),
+            log: stdio("log"),
             denied_network: self.denied.with_label_values(&[step, "network"]),
             state_bytes: self.state_bytes.with_label_values(&[step]),
             state_keys: self.state_keys.with_label_values(&[step]),
@@ -203,6 +204,8 @@ impl PluginMetrics {
 pub struct SandboxMetrics {
     pub stdout: StdioMetrics,
     pub stderr: StdioMetrics,
+    /// Lines through the `log` import.
+    pub log: StdioMetrics,
     pub denied_network: IntCounter,
     /// Keyed state held, summed over the step's shards.
     pub state_bytes: IntGauge,

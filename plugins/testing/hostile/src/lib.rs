@@ -11,6 +11,7 @@
 //! - `env`: emits `{"env": {name: value}}` for an event's `"env": "<name>"`.
 //! - `clock`: emits the wall clock as `{"now_s": seconds since 1970}`.
 //! - `print`: prints each event's `"print"` text to stdout and stderr.
+//! - `log`: logs each event's `"log"` text through the host's `log` import.
 //! - `trap-always`: panics in every `process` call (its `init` succeeds).
 //! - `hoard`: an event with `"hoard": N, "name": "<name>"` puts N bytes of
 //!   keyed state under that name, and passes.
@@ -30,7 +31,7 @@ struct Hostile {
 }
 
 const MODES: &[&str] =
-    &["flood", "read-file", "write-file", "connect", "env", "clock", "print", "trap-always", "hoard"];
+    &["flood", "read-file", "write-file", "connect", "env", "clock", "print", "trap-always", "hoard", "log"];
 
 impl Processor for Hostile {
     fn init(config: &str) -> Result<Self, String> {
@@ -106,6 +107,11 @@ impl Hostile {
                     (v.get("hoard").and_then(Value::as_u64), v.get("name").and_then(Value::as_str))
                 {
                     weir_plugin_sdk::state::put(event, name, &vec![7u8; n as usize]);
+                }
+            }
+            "log" => {
+                if let Some(text) = v.get("log").and_then(Value::as_str) {
+                    weir_plugin_sdk::log(weir_plugin_sdk::Level::Warn, text);
                 }
             }
             "print" => {
