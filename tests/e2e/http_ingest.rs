@@ -405,16 +405,18 @@ fn every_protected_endpoint_needs_a_token_with_its_scope_and_admin_actions_are_a
             ("-", "plugin-upload", "denied"),
             ("-", "plugin-upload", "denied"),
             ("gateway", "plugin-upload", "denied"),
+            ("deployer", "plugin-upload", "requested"),
             ("deployer", "plugin-upload", "ok"),
             ("-", "plugin-rollback", "denied"),
             ("-", "plugin-rollback", "denied"),
             ("gateway", "plugin-rollback", "denied"),
+            ("deployer", "plugin-rollback", "requested"),
             ("deployer", "plugin-rollback", "failed"),
         ]
     );
-    assert_eq!(lines[3]["target"], "ingest/pass");
-    assert_eq!(lines[3]["digest"].as_str().unwrap().len(), 64);
-    assert!(lines[3]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(lines[4]["target"], "ingest/pass");
+    assert_eq!(lines[4]["digest"].as_str().unwrap().len(), 64);
+    assert!(lines[4]["time"].as_str().unwrap().ends_with('Z'));
 }
 
 #[test]
@@ -435,4 +437,58 @@ fn beyond_loopback_the_server_needs_tokens_and_tls() {
     let out = weir().arg("run").arg(&pipeline).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("without [server.tls]"), "{}", stderr(&out));
+}
+
+/// Issue 19, finding 7: a flood of unauthenticated admin requests is
+/// counted in full but written as a sample, so it cannot fill the disk;
+/// an admin action after it is still audited.
+#[test]
+fn a_flood_of_denied_requests_is_sampled_in_the_audit_log() {
+    let audit_dir = scratch();
+    let audit = audit_dir.path().join("audit.ndjson");
+    let server = format!("audit_log = {}\n{}", toml_path(&audit), tokens_toml());
+    let mut h = start(&server, "", &TOKEN_ENV);
+    let base = format!("http://127.0.0.1:{}", h.port);
+    let client = agent(None);
+    wait_up(&client, &base);
+    let step = "/api/v1/pipelines/ingest/steps/pass";
+    for _ in 0..500 {
+        assert_eq!(send(&client, "POST", &format!("{base}{step}/rollback"), None, b"").0, 401);
+    }
+    let component = std::fs::read(plugin("identity")).unwrap();
+    let (status, _, _, text) = send(&client, "POST", &format!("{base}{step}/versions"), Some(ADMIN_TOKEN), &component);
+    assert_eq!(status, 201, "{text}");
+    let (_, _, _, metrics) = send(&client, "GET", &format!("{base}/metrics"), Some(READ_TOKEN), b"");
+    let denied = metric(&metrics, "weir_audit_events_total", &["action=\"plugin-rollback\"", "result=\"denied\""]);
+    assert_eq!(denied, Some(500.0), "every denial is counted");
+    assert_ok(&sigterm(&mut h.child));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let denials: Vec<&Value> = lines.iter().filter(|l| l["result"] == "denied").collect();
+    assert!(denials.len() >= 20 && denials.len() < 100, "{} denial lines for 500 denials", denials.len());
+    let written: u64 = denials.iter().map(|l| 1 + l["suppressed"].as_u64().unwrap_or(0)).sum();
+    assert!(written <= 500, "suppressed counts add up: {written}");
+    let last = &lines[lines.len() - 1];
+    assert_eq!((last["token"].as_str(), last["result"].as_str()), (Some("deployer"), Some("ok")));
+}
+
+/// Issue 19, finding 7: when the audit log cannot be written, admin actions
+/// are refused, not performed unaudited.
+#[test]
+fn admin_actions_are_refused_when_the_audit_log_cannot_be_written() {
+    // /dev/full accepts the open and fails every write (ENOSPC), as a full disk does.
+    let server = format!("audit_log = \"/dev/full\"\n{}", tokens_toml());
+    let mut h = start(&server, "", &TOKEN_ENV);
+    let base = format!("http://127.0.0.1:{}", h.port);
+    let client = agent(None);
+    wait_up(&client, &base);
+    let step = "/api/v1/pipelines/ingest/steps/pass";
+    let before = send(&client, "GET", &format!("{base}{step}/versions"), Some(READ_TOKEN), b"").3;
+    let component = std::fs::read(plugin("reject_odd")).unwrap();
+    let (status, _, _, text) = send(&client, "POST", &format!("{base}{step}/versions"), Some(ADMIN_TOKEN), &component);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("audit log cannot be written"), "{text}");
+    let after = send(&client, "GET", &format!("{base}{step}/versions"), Some(READ_TOKEN), b"").3;
+    assert_eq!(before, after, "nothing was deployed");
+    assert_ok(&sigterm(&mut h.child));
 }

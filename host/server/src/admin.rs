@@ -140,6 +140,16 @@ async fn admin_action(
     ok: StatusCode,
     run: impl FnOnce() -> Result<VersionView, DeployError> + Send + 'static,
 ) -> Response {
+    // Fail closed: no admin action runs unless the audit log took its line.
+    if let Some(audit) = &s.audit
+        && let Err(e) = audit.record(&caller.0, action, target, None, "requested")
+    {
+        tracing::error!(error = %e, action, target, "the audit log cannot be written: the admin action is refused");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the audit log cannot be written ({e}); admin actions are refused until it can"),
+        );
+    }
     let result = match tokio::task::spawn_blocking(run).await {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -150,7 +160,9 @@ async fn admin_action(
             Err(DeployError::Rejected(_)) => (None, "rejected"),
             Err(_) => (None, "failed"),
         };
-        audit.record(&caller.0, action, target, digest, outcome);
+        if let Err(e) = audit.record(&caller.0, action, target, digest, outcome) {
+            tracing::error!(error = %e, action, target, outcome, "the audit log cannot be written after an admin action");
+        }
     }
     answer(result, ok)
 }

@@ -85,7 +85,7 @@ pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> R
     if needed == Scope::Admin
         && let Some(audit) = &s.audit
     {
-        audit.record(&caller, action_of(&target), &target, None, "denied");
+        audit.denied(&caller, action_of(&target), &target);
     }
     // Read a small body so that the connection stays usable for the
     // client's next request; a larger one is not read, and the connection
@@ -110,9 +110,31 @@ pub fn action_of(path: &str) -> &'static str {
 }
 
 /// The append-only audit log: one JSON line per admin action.
+///
+/// Every admin action is written before it runs (`requested`) and again
+/// with its result; when the first line cannot be written the action is
+/// refused (fail closed). Denied requests, which anyone can send, are
+/// counted in full (`weir_audit_events_total{result="denied"}`) but written
+/// as a sample: a burst of [`DENIAL_BURST`] lines, then one a second, each
+/// saying how many denials went unwritten before it (`suppressed`), so a
+/// flood cannot fill the disk or slow the server with fsyncs.
 pub struct Audit {
     file: Mutex<std::fs::File>,
     events: IntCounterVec,
+    denials: Mutex<Denials>,
+}
+
+/// Denial lines written at once before the rate applies.
+pub const DENIAL_BURST: f64 = 20.0;
+/// Denial lines written per second, sustained.
+const DENIALS_PER_SECOND: f64 = 1.0;
+/// Longest target (request path) written; a longer one is cut.
+const MAX_TARGET: usize = 256;
+
+struct Denials {
+    tokens: f64,
+    refilled: std::time::Instant,
+    suppressed: u64,
 }
 
 #[derive(Serialize)]
@@ -124,6 +146,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     digest: Option<&'a str>,
     result: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed: Option<u64>,
 }
 
 impl Audit {
@@ -136,27 +160,70 @@ impl Audit {
             .append(true)
             .open(path)
             .map_err(|e| std::io::Error::new(e.kind(), format!("audit log `{}`: {e}", path.display())))?;
-        Ok(Audit { file: Mutex::new(file), events })
+        let denials = Denials { tokens: DENIAL_BURST, refilled: std::time::Instant::now(), suppressed: 0 };
+        Ok(Audit { file: Mutex::new(file), events, denials: Mutex::new(denials) })
     }
 
-    /// Appends one line (written and flushed before the answer goes out).
-    pub fn record(&self, token: &str, action: &str, target: &str, digest: Option<&str>, result: &str) {
+    /// Appends one line, written and synced before the answer goes out.
+    pub fn record(
+        &self,
+        token: &str,
+        action: &str,
+        target: &str,
+        digest: Option<&str>,
+        result: &str,
+    ) -> std::io::Result<()> {
+        self.events.with_label_values(&[action, result]).inc();
+        self.write(token, action, target, digest, result, None)
+    }
+
+    /// A denied admin request: counted; written if the sample allows.
+    pub fn denied(&self, token: &str, action: &str, target: &str) {
+        self.events.with_label_values(&[action, "denied"]).inc();
+        let suppressed = {
+            let mut d = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            d.tokens = (d.tokens + now.duration_since(d.refilled).as_secs_f64() * DENIALS_PER_SECOND).min(DENIAL_BURST);
+            d.refilled = now;
+            if d.tokens < 1.0 {
+                d.suppressed += 1;
+                return;
+            }
+            d.tokens -= 1.0;
+            std::mem::take(&mut d.suppressed)
+        };
+        if let Err(e) = self.write(token, action, target, None, "denied", (suppressed > 0).then_some(suppressed)) {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    fn write(
+        &self,
+        token: &str,
+        action: &str,
+        target: &str,
+        digest: Option<&str>,
+        result: &str,
+        suppressed: Option<u64>,
+    ) -> std::io::Result<()> {
+        let mut end = target.len().min(MAX_TARGET);
+        while !target.is_char_boundary(end) {
+            end -= 1;
+        }
         let line = Line {
             time: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             token,
             action,
-            target,
+            target: &target[..end],
             digest,
             result,
+            suppressed,
         };
         let mut text = serde_json::to_vec(&line).expect("JSON to memory");
         text.push(b'\n');
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = f.write_all(&text).and_then(|()| f.sync_data()) {
-            tracing::error!(error = %e, "cannot write the audit log");
-        }
-        self.events.with_label_values(&[action, result]).inc();
+        f.write_all(&text).and_then(|()| f.sync_data())
     }
 }
 
