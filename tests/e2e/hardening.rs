@@ -429,3 +429,45 @@ fn plugin_log_lines_are_rate_limited_and_cannot_forge_host_lines() {
     let dropped = crate::live::metric(&m, "weir_plugin_output_lines_dropped_total", &["stream=\"log\""]).unwrap();
     assert!(dropped > 0.0);
 }
+
+/// Finding 8: batches are bounded in bytes at the source; a line longer
+/// than a batch may hold is dead-lettered (its start kept) without being
+/// read into memory whole, and every other line passes.
+#[test]
+fn a_line_longer_than_a_batch_is_dead_lettered_and_batches_are_bounded_in_bytes() {
+    let dir = scratch();
+    let input = dir.path().join("in.ndjson");
+    let mut lines: Vec<String> = (0..2000).map(|i| format!(r#"{{"seq":{i},"pad":"{}"}}"#, "y".repeat(300))).collect();
+    lines.insert(1000, format!(r#"{{"seq":-1,"pad":"{}"}}"#, "x".repeat(3 << 20)));
+    write_lines(&input, lines);
+    let pipeline = one_step_pipeline(dir.path(), &input, &plugin("identity"), "");
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("batch_size = 4", "batch_size = 1000\nbatch_bytes = \"64KiB\"");
+    std::fs::write(&pipeline, text).unwrap();
+    let metrics = dir.path().join("metrics.prom");
+    let out = weir().arg("run").arg(&pipeline).arg("--metrics-file").arg(&metrics).output().unwrap();
+    assert_ok(&out);
+    let seqs: Vec<i64> = ndjson(&dir.path().join("out.ndjson")).iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (0..2000).collect::<Vec<_>>());
+    let dead = ndjson(&dir.path().join("dead.ndjson"));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["reason"], "invalid-event");
+    assert_eq!(dead[0]["line"], 1001);
+    assert!(dead[0]["detail"].as_str().unwrap().contains("pipeline.batch_bytes"), "{}", dead[0]);
+    assert_eq!(dead[0]["original"].as_str().unwrap().len(), 4096, "the start of the line is kept");
+    // 64 KiB holds about 200 of these 320-byte lines: no batch of 1000 events
+    // (without the byte bound the file comes in batches of 1000).
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    let over = m
+        .lines()
+        .find(|l| {
+            l.starts_with("weir_batch_size_events_bucket")
+                && l.contains("stage=\"source:input\"")
+                && l.contains("le=\"256\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap();
+    let count = crate::live::metric(&m, "weir_batch_size_events_count", &["stage=\"source:input\""]).unwrap();
+    assert_eq!(over, count, "every batch holds at most 256 events");
+}

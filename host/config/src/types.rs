@@ -102,6 +102,10 @@ pub struct PipelineSection {
     /// Largest number of events in one batch (default 1024).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Most payload bytes in one batch (default "16MiB", at most "1GiB"); also
+    /// the largest event a source accepts (a longer file line is
+    /// dead-lettered).
+    pub batch_bytes: Option<bytesize::ByteSize>,
     /// Longest a source waits to fill a batch before sending it (default "5ms").
     #[serde(default = "default_linger", with = "humantime_serde")]
     pub batch_linger: Duration,

@@ -14,12 +14,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_core::event::decode::TimeRange;
+use weir_core::source::BatchLimit;
 
 /// A validated pipeline.
 #[derive(Debug)]
 pub struct PipelineSpec {
     pub name: String,
     pub batch_size: usize,
+    /// `[pipeline] batch_bytes`.
+    pub batch_bytes: usize,
     pub batch_linger: Duration,
     /// `[pipeline] parallelism` as asked (the runtime may run fewer shards
     /// when the pipeline has no key; see `weir validate`).
@@ -153,6 +156,10 @@ pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<Pipel
     if p.batch_size == 0 || p.batch_size > 1 << 20 {
         return Err(at.error(None, "pipeline.batch_size", "must be between 1 and 1048576"));
     }
+    let batch_bytes = p.batch_bytes.map_or(BatchLimit::DEFAULT_BYTES as u64, |b| b.as_u64());
+    if !(1024..=BatchLimit::MAX_BYTES as u64).contains(&batch_bytes) {
+        return Err(at.error(None, "pipeline.batch_bytes", "must be between 1KiB and 1GiB"));
+    }
     let max_parallelism = p.max_parallelism.unwrap_or(weir_core::keys::DEFAULT_MAX_PARALLELISM);
     if max_parallelism == 0 || max_parallelism > weir_core::keys::MAX_KEY_GROUPS {
         return Err(at.error(None, "pipeline.max_parallelism", "must be between 1 and 32768"));
@@ -201,6 +208,7 @@ pub(super) fn validate(file: PipelineFile, at: &Arc<SourceText>) -> Result<Pipel
     Ok(PipelineSpec {
         name: p.name.clone(),
         batch_size: p.batch_size,
+        batch_bytes: batch_bytes as usize,
         batch_linger: p.batch_linger,
         parallelism,
         max_parallelism,

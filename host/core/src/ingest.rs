@@ -21,6 +21,9 @@ pub enum IngestOutcome {
     Malformed(String),
     /// The queue cannot take this request's events now: nothing was recorded.
     Full { retry_after_s: u64 },
+    /// The request's valid events are more than the whole queue holds
+    /// (413: waiting would never help); nothing was recorded.
+    TooLarge(String),
     /// The pipeline is stopping: nothing was recorded.
     Closed,
 }
@@ -32,6 +35,7 @@ impl IngestOutcome {
             IngestOutcome::Done { .. } => "done",
             IngestOutcome::Malformed(_) => "malformed",
             IngestOutcome::Full { .. } => "full",
+            IngestOutcome::TooLarge(_) => "too-large",
             IngestOutcome::Closed => "closed",
         }
     }

@@ -16,12 +16,41 @@ pub enum Fill {
     Done,
 }
 
+/// How full a source may make one batch: events, and payload bytes. A
+/// source stops adding once either is reached (the bytes may be passed by
+/// the last event added), so a batch's byte offsets, which are `u32`,
+/// cannot wrap: `bytes` is at most [`BatchLimit::MAX_BYTES`] and no event
+/// may be larger than `bytes` either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    pub events: usize,
+    pub bytes: usize,
+}
+
+impl BatchLimit {
+    /// `[pipeline] batch_bytes` by default: 16 MiB.
+    pub const DEFAULT_BYTES: usize = 16 << 20;
+    /// The most `batch_bytes` may be: 1 GiB.
+    pub const MAX_BYTES: usize = 1 << 30;
+
+    /// `events` per batch, with the default byte bound.
+    pub fn events(events: usize) -> Self {
+        BatchLimit { events, bytes: Self::DEFAULT_BYTES }
+    }
+
+    /// Whether `batch` may take no more events.
+    pub fn full(&self, batch: &Batch) -> bool {
+        batch.len() >= self.events || batch.payloads.len() >= self.bytes
+    }
+}
+
 /// A source of events. Only [`Source::fill`] is required.
 pub trait Source: Send {
-    /// Appends up to `max` events to `batch`, waiting at most `linger` for
-    /// them. `Done` means the input is finished (what was appended still
-    /// counts). Events may be left undecoded (see [`Source::field_plan`]).
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill>;
+    /// Appends events to `batch` until `limit` says it is full, waiting at
+    /// most `linger` for them. `Done` means the input is finished (what was
+    /// appended still counts). Events may be left undecoded (see
+    /// [`Source::field_plan`]).
+    fn fill(&mut self, batch: &mut Batch, limit: BatchLimit, linger: Duration) -> std::io::Result<Fill>;
 
     /// Bytes read so far (files), for progress and `weir_source_bytes_total`.
     fn bytes_read(&self) -> u64 {

@@ -5,7 +5,8 @@
 //! (each is in the dead-letter output); 400 when the body is not JSON at all
 //! (one dead-letter record); 413 past the source's `max_body`; 429 with
 //! `Retry-After` when the queue is full (nothing of the request was kept:
-//! send it again); 503 while the pipeline stops.
+//! send it again), 413 when the request alone holds more than the whole
+//! queue; 503 while the pipeline stops.
 
 use super::AppState;
 use axum::Json;
@@ -54,6 +55,7 @@ pub async fn ingest(State(s): State<AppState>, Path(source): Path<String>, body:
             r.headers_mut().insert(header::RETRY_AFTER, retry_after_s.into());
             r
         }
+        HttpIngested::TooLarge(message) => error(StatusCode::PAYLOAD_TOO_LARGE, message),
         HttpIngested::Closed => error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline is stopping"),
     }
 }

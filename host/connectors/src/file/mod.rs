@@ -103,7 +103,9 @@ impl super::Connector for File {
 impl super::Session for File {
     fn open_source(&mut self, cx: &super::SourceContext<'_>) -> anyhow::Result<Opened> {
         let o: FileSourceOptions = cx.spec.options.deserialize()?;
-        let mut source = FileSource::open(o.path.get_ref(), cx.index, cx.spec)?.with_rate(o.rate.unwrap_or(0));
+        let mut source = FileSource::open(o.path.get_ref(), cx.index, cx.spec)?
+            .with_rate(o.rate.unwrap_or(0))
+            .with_dead_letters(cx.dead.clone());
         if let Some(p) = cx.restored {
             weir_core::source::Source::resume(&mut source, p)?;
             tracing::info!(source = %cx.spec.name, position = ?p, "source resumes from the checkpoint");

@@ -1,7 +1,10 @@
 //! NDJSON file replay: one event per line; blank lines are skipped. Lines are
 //! split here and decoded by [`weir_core::event::decode_batch`]: a line that is
 //! not a JSON object (or lacks the timestamp or key field) goes to the
-//! dead-letter output with its line number.
+//! dead-letter output with its line number. A line longer than a batch may
+//! hold (`[pipeline] batch_bytes`) is never read into memory whole: its
+//! first 4 KiB go to the dead-letter output (`invalid-event`) and the rest
+//! is skipped.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -9,9 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_config::SourceSpec;
+use weir_core::dead_letter::{DeadLetter, DeadLetters};
 use weir_core::event::{Batch, FieldPlan, Origin};
 use weir_core::position::Position;
-use weir_core::source::{Fill, Source};
+use weir_core::source::{BatchLimit, Fill, Source};
 
 pub struct FileSource {
     reader: BufReader<File>,
@@ -24,7 +28,12 @@ pub struct FileSource {
     /// Events handed out since `started`, for the pace.
     paced: u64,
     started: std::time::Instant,
+    /// Where lines too long to be events go.
+    dead: Option<Arc<DeadLetters>>,
 }
+
+/// How much of a line too long to be an event its dead letter keeps.
+const LONG_LINE_KEPT: usize = 4096;
 
 impl FileSource {
     pub fn open(path: &Path, index: u16, spec: &SourceSpec) -> std::io::Result<Self> {
@@ -38,7 +47,40 @@ impl FileSource {
             rate: 0,
             paced: 0,
             started: std::time::Instant::now(),
+            dead: None,
         })
+    }
+
+    /// Sends lines too long to be events to `dead`.
+    pub fn with_dead_letters(mut self, dead: Arc<DeadLetters>) -> Self {
+        self.dead = Some(dead);
+        self
+    }
+
+    /// Reads the next line (with its newline) onto `buf`, but never more
+    /// than `limit` bytes of it: the rest of a longer line is consumed
+    /// unread. Returns (bytes consumed, whether the line fit).
+    fn read_line(&mut self, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<(usize, bool)> {
+        let (mut consumed, mut kept) = (0, 0);
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                return Ok((consumed, kept <= limit));
+            }
+            let (chunk, done) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            let n = chunk.len();
+            let room = (limit + 1).saturating_sub(kept).min(n);
+            buf.extend_from_slice(&chunk[..room]);
+            kept += room;
+            self.reader.consume(n);
+            consumed += n;
+            if done {
+                return Ok((consumed, kept <= limit));
+            }
+        }
     }
 
     /// Paces the replay at `rate` events per second (0: as fast as possible).
@@ -85,22 +127,47 @@ impl FileSource {
     }
 }
 
+impl FileSource {
+    /// Dead-letters a line of `n` bytes, longer than `limit`, keeping the
+    /// start of it.
+    fn too_long(&self, head: &[u8], n: usize, limit: usize, origin: Origin) -> std::io::Result<()> {
+        let detail = format!(
+            "the line is {n} bytes; an event is at most {limit} bytes (pipeline.batch_bytes); its first {LONG_LINE_KEPT} bytes are kept here"
+        );
+        tracing::warn!(line = origin.line, bytes = n, "a line too long to be an event is dead-lettered");
+        let Some(dead) = &self.dead else { return Ok(()) };
+        let record = DeadLetter {
+            reason: "invalid-event",
+            detail: &detail,
+            step: None,
+            origin,
+            original: &head[..head.len().min(LONG_LINE_KEPT)],
+        };
+        dead.send_all(std::iter::once(record))
+    }
+}
+
 impl Source for FileSource {
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
+    fn fill(&mut self, batch: &mut Batch, limit: BatchLimit, linger: Duration) -> std::io::Result<Fill> {
         let ingest_time = weir_core::now_ms();
-        let max = self.due(max, std::time::Instant::now() + linger);
+        let max = self.due(limit.events, std::time::Instant::now() + linger);
         self.paced += max as u64;
         let mut added = 0;
-        while added < max {
+        while added < max && !limit.full(batch) {
             let start = batch.payloads.len();
             // The line is read straight into the batch buffer: one copy.
-            let n = self.reader.read_until(b'\n', &mut batch.payloads)?;
+            let (n, fits) = self.read_line(&mut batch.payloads, limit.bytes)?;
             if n == 0 {
                 return Ok(Fill::Done);
             }
             self.line += 1;
             let origin = Origin { source: self.index, line: self.line, offset: self.offset, partition: 0 };
             self.offset += n as u64;
+            if !fits {
+                self.too_long(&batch.payloads[start..], n, limit.bytes, origin)?;
+                batch.payloads.truncate(start);
+                continue;
+            }
             let mut end = batch.payloads.len();
             while end > start && matches!(batch.payloads[end - 1], b'\n' | b'\r') {
                 end -= 1;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use weir_config::{ConfigError, PipelineSpec};
 use weir_core::event::{Batch, Origin};
 use weir_core::position::Position;
-use weir_core::source::{Fill, Opened, Source};
+use weir_core::source::{BatchLimit, Fill, Opened, Source};
 
 /// `[[sources]] kind = "generator"`: synthetic events for demos and benchmarks.
 #[derive(Debug, Deserialize)]
@@ -283,14 +283,14 @@ impl Source for Generator {
         Ok(())
     }
 
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
+    fn fill(&mut self, batch: &mut Batch, limit: BatchLimit, linger: Duration) -> std::io::Result<Fill> {
         let deadline = Instant::now() + linger;
         loop {
             let left = self.spec.count.map_or(u64::MAX, |c| c.saturating_sub(self.produced));
             if left == 0 {
                 return Ok(Fill::Done);
             }
-            let n = self.due().min(left).min((max - batch.len()) as u64);
+            let n = self.due().min(left).min(limit.events.saturating_sub(batch.len()) as u64);
             let before = batch.payloads.len();
             for _ in 0..n {
                 let ts = self.event_time(self.produced);
@@ -300,7 +300,7 @@ impl Source for Generator {
                 self.produced += 1;
             }
             self.bytes += (batch.payloads.len() - before) as u64;
-            if batch.len() >= max || Instant::now() >= deadline {
+            if limit.full(batch) || Instant::now() >= deadline {
                 return Ok(Fill::More);
             }
             if n == 0 {
@@ -332,7 +332,7 @@ mod tests {
         };
         let mut g = Generator::new(spec, 0);
         let mut batch = Batch::default();
-        let fill = g.fill(&mut batch, 1000, Duration::from_millis(5)).unwrap();
+        let fill = g.fill(&mut batch, BatchLimit::events(1000), Duration::from_millis(5)).unwrap();
         assert_eq!(fill, Fill::Done, "a finite generator says when it is done");
         batch
     }
@@ -382,16 +382,16 @@ mod tests {
             seed: 5,
         };
         let mut whole = Batch::default();
-        Generator::new(spec, 0).fill(&mut whole, 1000, Duration::from_millis(5)).unwrap();
+        Generator::new(spec, 0).fill(&mut whole, BatchLimit::events(1000), Duration::from_millis(5)).unwrap();
         let mut first = Generator::new(spec, 0);
         let mut head = Batch::default();
-        first.fill(&mut head, 120, Duration::from_millis(5)).unwrap();
+        first.fill(&mut head, BatchLimit::events(120), Duration::from_millis(5)).unwrap();
         let at = first.position().unwrap();
         assert_eq!(at, Position::Sequence { next: 120, start_ms: 0 });
         let mut second = Generator::new(spec, 0);
         second.resume(&at).unwrap();
         let mut tail = Batch::default();
-        second.fill(&mut tail, 1000, Duration::from_millis(5)).unwrap();
+        second.fill(&mut tail, BatchLimit::events(1000), Duration::from_millis(5)).unwrap();
         let joined: Vec<_> = head.iter().chain(tail.iter()).map(|(p, t, o)| (p.to_vec(), t, o.offset)).collect();
         let straight: Vec<_> = whole.iter().map(|(p, t, o)| (p.to_vec(), t, o.offset)).collect();
         assert_eq!(joined, straight);

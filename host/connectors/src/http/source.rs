@@ -21,7 +21,16 @@ use weir_config::SourceSpec;
 use weir_core::dead_letter::{DeadLetter, DeadLetters};
 use weir_core::event::{Batch, FieldPlan, Origin, decode};
 use weir_core::ingest::{EventError, IngestEndpoint, IngestOutcome as Ingested};
-use weir_core::source::{Fill, Source};
+use weir_core::source::{BatchLimit, Fill, Source};
+
+/// How much an HTTP source holds for the pipeline (`queue`, `queue_bytes`),
+/// and its largest request body.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub events: usize,
+    pub bytes: usize,
+    pub max_body: usize,
+}
 
 /// Most per-event errors listed in one response.
 const MAX_LISTED_ERRORS: usize = 20;
@@ -33,8 +42,10 @@ pub struct HttpIngest {
     plan: FieldPlan,
     /// Largest body this source takes.
     pub max_body: usize,
-    capacity: usize,
+    limits: QueueLimits,
+    /// Events and payload bytes accepted, not yet taken by the pipeline.
     queued: Arc<AtomicUsize>,
+    queued_bytes: Arc<AtomicUsize>,
     tx: Mutex<Option<Sender<Batch>>>,
     seq: AtomicU64,
     dead: Arc<DeadLetters>,
@@ -118,8 +129,16 @@ impl HttpIngest {
                 Err(err) => refused.push((i, err.reason(), err.to_string())),
             }
         }
-        let n = valid.len();
-        if n > 0 && !self.reserve(n) {
+        let (n, bytes) = (valid.len(), valid.payloads.len());
+        if n > self.limits.events || bytes > self.limits.bytes {
+            // More than the whole queue holds: waiting would never help.
+            return Ingested::TooLarge(format!(
+                "the request's valid events ({n}, {bytes} bytes) are more than source `{}` can hold at once \
+                 ({} events, {} bytes: queue, queue_bytes); split the request",
+                self.name, self.limits.events, self.limits.bytes
+            ));
+        }
+        if n > 0 && !self.reserve(n, bytes) {
             return Ingested::Full { retry_after_s: 1 };
         }
         let first = self.seq.fetch_add(events.len() as u64, Ordering::Relaxed);
@@ -131,6 +150,7 @@ impl HttpIngest {
             let sent = tx.as_ref().is_some_and(|tx| tx.send(valid).is_ok());
             if !sent {
                 self.queued.fetch_sub(n, Ordering::AcqRel);
+                self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 return Ingested::Closed;
             }
         }
@@ -154,11 +174,19 @@ impl HttpIngest {
         Ingested::Done { accepted: n, rejected, errors }
     }
 
-    /// Reserves room for `n` events in the queue, all or nothing.
-    fn reserve(&self, n: usize) -> bool {
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q + n <= self.capacity).then_some(q + n))
-            .is_ok()
+    /// Reserves room for `n` events of `bytes` in the queue, all or nothing.
+    fn reserve(&self, n: usize, bytes: usize) -> bool {
+        let room = |queued: &AtomicUsize, add: usize, cap: usize| {
+            queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q + add <= cap).then_some(q + add)).is_ok()
+        };
+        if !room(&self.queued, n, self.limits.events) {
+            return false;
+        }
+        if !room(&self.queued_bytes, bytes, self.limits.bytes) {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     /// Refuses further requests (the pipeline is stopping).
@@ -181,8 +209,7 @@ impl HttpSource {
     pub fn new(
         spec: &SourceSpec,
         index: u16,
-        queue: usize,
-        max_body: usize,
+        limits: QueueLimits,
         dead: Arc<DeadLetters>,
         metrics: &weir_core::metrics::SourceMetrics,
     ) -> (HttpSource, Arc<HttpIngest>) {
@@ -201,9 +228,10 @@ impl HttpSource {
             // The pipeline decodes again for its own plan (columns for a
             // query); the schema was checked here.
             plan: plan.clone(),
-            max_body,
-            capacity: queue,
+            max_body: limits.max_body,
+            limits,
             queued: Arc::new(AtomicUsize::new(0)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
             tx: Mutex::new(Some(tx)),
             seq: AtomicU64::new(0),
             dead,
@@ -214,12 +242,13 @@ impl HttpSource {
         (HttpSource { ingest: ingest.clone(), rx, pending: None, plan: pipeline_plan }, ingest)
     }
 
-    /// Moves events of the pending request into `batch`, up to `max`.
-    fn take_pending(&mut self, batch: &mut Batch, max: usize) {
+    /// Moves events of the pending request into `batch`, until `limit`.
+    fn take_pending(&mut self, batch: &mut Batch, limit: BatchLimit) {
         let Some((from, next)) = &mut self.pending else { return };
-        let mut moved = 0;
-        while *next < from.len() && batch.len() < max {
+        let (mut moved, mut bytes) = (0, 0);
+        while *next < from.len() && !limit.full(batch) {
             batch.push(from.payload(*next), from.timestamps[*next], from.origins[*next]);
+            bytes += from.payload(*next).len();
             *next += 1;
             moved += 1;
         }
@@ -227,6 +256,7 @@ impl HttpSource {
             self.pending = None;
         }
         self.ingest.queued.fetch_sub(moved, Ordering::AcqRel);
+        self.ingest.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 }
 
@@ -235,11 +265,11 @@ impl Source for HttpSource {
     /// at once, and only an empty batch waits (up to `linger`) for the next
     /// request. Under load the queue fills while the pipeline works, so
     /// batches grow by themselves; at low rates no event waits for others.
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
+    fn fill(&mut self, batch: &mut Batch, limit: BatchLimit, linger: Duration) -> std::io::Result<Fill> {
         let deadline = Instant::now() + linger;
         loop {
-            self.take_pending(batch, max);
-            if batch.len() >= max {
+            self.take_pending(batch, limit);
+            if limit.full(batch) {
                 return Ok(Fill::More);
             }
             let next = if batch.is_empty() {
@@ -272,6 +302,44 @@ impl Source for HttpSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HTTP source with `queue` and `queue_bytes`, nothing draining it.
+    fn source(options: &str) -> (HttpSource, Arc<HttpIngest>) {
+        let text = format!(
+            "[pipeline]\nname = \"p\"\n[[sources]]\nname = \"h\"\nkind = \"http\"\n{options}\n[[sinks]]\nname = \"o\"\nkind = \"discard\"\n"
+        );
+        let spec = weir_config::load_str(std::path::Path::new("p.toml"), &text).unwrap();
+        let metrics = weir_core::metrics::Metrics::new("p");
+        let dead = Arc::new(DeadLetters::new("/dev/null".into(), vec!["h".into()], metrics.clone()));
+        let limits = super::super::HttpOptions::of(&spec.sources[0]).unwrap();
+        HttpSource::new(&spec.sources[0], 0, limits, dead, &metrics.source("h"))
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_and_a_request_larger_than_it_gets_413() {
+        let (mut source, ingest) = source("queue = 5\nqueue_bytes = \"100B\"\nmax_body = \"100B\"");
+        let event = br#"{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#; // 40 bytes
+        assert!(matches!(ingest.ingest(event), Ingested::Done { accepted: 1, .. }));
+        assert!(matches!(ingest.ingest(event), Ingested::Done { accepted: 1, .. }));
+        // 80 of 100 bytes queued: the next 40 do not fit, though 3 more events would.
+        assert!(matches!(ingest.ingest(event), Ingested::Full { .. }));
+        // The pipeline takes what is queued: room again.
+        let mut batch = Batch::default();
+        source.fill(&mut batch, BatchLimit::events(100), Duration::from_millis(10)).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(matches!(ingest.ingest(event), Ingested::Done { accepted: 1, .. }));
+        // More events than the whole queue holds: 413, not 429 forever.
+        let six = "{}\n".repeat(6);
+        assert!(matches!(ingest.ingest(six.as_bytes()), Ingested::TooLarge(m) if m.contains("queue")));
+    }
+
+    #[test]
+    fn max_body_must_fit_the_queue() {
+        let text = "[pipeline]\nname = \"p\"\n[[sources]]\nname = \"h\"\nkind = \"http\"\nqueue_bytes = \"1KiB\"\n[[sinks]]\nname = \"o\"\nkind = \"discard\"\n";
+        let spec = weir_config::load_str(std::path::Path::new("p.toml"), text).unwrap();
+        let e = super::super::HttpOptions::of(&spec.sources[0]).unwrap_err();
+        assert!(e.to_string().contains("max_body"), "{e}");
+    }
 
     #[test]
     fn bodies_split_into_one_line_events() {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use weir_core::checkpoint::Gate;
 use weir_core::event::{Batch, FieldPlan, Origin};
 use weir_core::position::Position;
-use weir_core::source::{Fill, Source};
+use weir_core::source::{BatchLimit, Fill, Source};
 
 /// Where a partition starts on its first assignment to this process.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -432,7 +432,7 @@ fn drop_partitions(batch: &mut Batch, partitions: &mut Vec<i32>, revoked: &[i32]
 }
 
 impl Source for KafkaSource {
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
+    fn fill(&mut self, batch: &mut Batch, limit: BatchLimit, linger: Duration) -> std::io::Result<Fill> {
         self.measure_lag();
         let ingest_time = weir_core::now_ms();
         let deadline = Instant::now() + linger;
@@ -440,7 +440,7 @@ impl Source for KafkaSource {
         // The partition of each event of the batch, for a revocation.
         let mut partitions = Vec::new();
         let mut added = 0;
-        while added < max {
+        while !limit.full(batch) {
             let wait = if added == 0 {
                 Duration::from_millis(100)
             } else {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use weir_config::{ConfigError, PipelineSpec};
 use weir_core::event::{Batch, Origin};
 use weir_core::position::Position;
-use weir_core::source::{Fill, Opened, Source};
+use weir_core::source::{BatchLimit, Fill, Opened, Source};
 
 /// `[[sources]] kind = "nexmark"`: the Nexmark benchmark's event streams.
 #[derive(Debug, Deserialize)]
@@ -181,14 +181,14 @@ impl Source for NexmarkSource {
         Ok(())
     }
 
-    fn fill(&mut self, batch: &mut Batch, max: usize, linger: Duration) -> std::io::Result<Fill> {
+    fn fill(&mut self, batch: &mut Batch, limit: BatchLimit, linger: Duration) -> std::io::Result<Fill> {
         let deadline = Instant::now() + linger;
         loop {
             let left = self.spec.count.map_or(u64::MAX, |c| c.saturating_sub(self.produced));
             if left == 0 {
                 return Ok(Fill::Done);
             }
-            let n = self.pace.due(self.produced).min(left).min((max - batch.len()) as u64);
+            let n = self.pace.due(self.produced).min(left).min(limit.events.saturating_sub(batch.len()) as u64);
             let before = batch.payloads.len();
             for _ in 0..n {
                 let t = self.write_next(&mut batch.payloads)?;
@@ -196,7 +196,7 @@ impl Source for NexmarkSource {
                 self.produced += 1;
             }
             self.bytes += (batch.payloads.len() - before) as u64;
-            if batch.len() >= max || Instant::now() >= deadline {
+            if limit.full(batch) || Instant::now() >= deadline {
                 return Ok(Fill::More);
             }
             if n == 0 {
@@ -214,7 +214,7 @@ mod tests {
         let spec = NexmarkSpec { events: kind, count: Some(count), rate: 0, start_ms: Some(1_767_225_600_000) };
         let mut s = NexmarkSource::new(spec, 0);
         let mut batch = Batch::default();
-        while s.fill(&mut batch, 1000, Duration::from_millis(5)).unwrap() == Fill::More {}
+        while s.fill(&mut batch, BatchLimit::events(1000), Duration::from_millis(5)).unwrap() == Fill::More {}
         batch
             .iter()
             .map(|(p, t, _)| {
@@ -247,7 +247,7 @@ mod tests {
         let mut s = NexmarkSource::new(spec, 0);
         s.resume(&Position::Sequence { next: 25, start_ms: 1_767_225_600_000 }).unwrap();
         let mut batch = Batch::default();
-        while s.fill(&mut batch, 1000, Duration::from_millis(5)).unwrap() == Fill::More {}
+        while s.fill(&mut batch, BatchLimit::events(1000), Duration::from_millis(5)).unwrap() == Fill::More {}
         let rest: Vec<serde_json::Value> = batch.iter().map(|(p, ..)| serde_json::from_slice(p).unwrap()).collect();
         assert_eq!(rest, straight[25..]);
     }

@@ -148,7 +148,7 @@ impl Metrics {
             ingest_requests: counter(
                 r,
                 "weir_http_ingest_requests_total",
-                "Requests to an HTTP source, by result: done (events split and checked), malformed, full (429), closed (503).",
+                "Requests to an HTTP source, by result: done (events split and checked), malformed, full (429), too-large (413), closed (503).",
                 &["source", "result"],
             ),
             audit_events: counter(

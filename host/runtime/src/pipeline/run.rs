@@ -313,6 +313,7 @@ impl Prepared {
         for (index, (name, mut source)) in opened.into_iter().enumerate() {
             let (tx, stop, m) = (tx.clone(), stop.clone(), metrics.source(&name));
             let (batch_size, linger) = (spec.batch_size, spec.batch_linger);
+            let limit = weir_core::source::BatchLimit { events: batch_size, bytes: spec.batch_bytes };
             // A query step right after the sources gets its fields read while
             // the events are decoded: one parse per event.
             // With shards, a source without a key field is routed by the
@@ -343,7 +344,7 @@ impl Prepared {
                             }
                         }
                         let mut batch = Batch::with_capacity(batch_size, batch_size * 160);
-                        let fill = source.fill(&mut batch, batch_size, linger)?;
+                        let fill = source.fill(&mut batch, limit, linger)?;
                         let read = source.bytes_read();
                         m.bytes.inc_by(read - read_so_far);
                         read_so_far = read;
