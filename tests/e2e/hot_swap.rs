@@ -228,6 +228,14 @@ fn the_admin_api_lists_the_pipeline_and_answers_unknown_names_with_404() {
     assert_eq!(get(s.port, "/api/v1/pipelines/nope").unwrap().0, 404);
     assert_eq!(get(s.port, "/api/v1/pipelines/swap/steps/nope/versions").unwrap().0, 404);
     assert_eq!(post(s.port, &format!("{STEP}/rollback"), b"").unwrap().0, 404, "nothing to roll back to");
+    // Issue 19, finding 11: a version is named by at least 8 hex digits.
+    for to in ["", "a", "1c0e", "zzzzzzzz", "../../etc"] {
+        let (status, body) =
+            post(s.port, &format!("{STEP}/rollback"), format!(r#"{{"to":"{to}"}}"#).as_bytes()).unwrap();
+        assert_eq!(status, 400, "{to:?}: {body}");
+        assert!(body.contains("at least 8 hex digits"), "{body}");
+    }
+    assert_eq!(post(s.port, &format!("{STEP}/rollback"), br#"{"to":"0123abcd"}"#).unwrap().0, 404);
     assert_eq!(post(s.port, &format!("{STEP}/versions"), b"").unwrap().0, 400);
     finish(s);
 }

@@ -29,7 +29,7 @@ pub struct DeployArgs {
     /// Roll the step back to the version before the active one (or to --to).
     #[arg(long, conflicts_with = "component")]
     pub rollback: bool,
-    /// With --rollback: the version to return to (sha256 or a unique prefix).
+    /// With --rollback: the version to return to (sha256, or a prefix of at least 8 hex digits naming one version).
     #[arg(long, requires = "rollback")]
     pub to: Option<String>,
     /// List the step's versions instead.

@@ -125,6 +125,7 @@ fn answer(result: Result<VersionView, DeployError>, ok: StatusCode) -> Response 
     match result {
         Ok(v) => (ok, Json(v)).into_response(),
         Err(e @ (DeployError::NoStep(_) | DeployError::NoVersion(_))) => error(StatusCode::NOT_FOUND, e),
+        Err(e @ DeployError::BadDigest(_)) => error(StatusCode::BAD_REQUEST, e),
         Err(e @ DeployError::Rejected(_)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
         Err(e @ DeployError::NotRunning) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
@@ -191,7 +192,7 @@ async fn upload(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RollbackRequest {
-    /// The version (sha256, or a unique prefix); default: the one before the active one.
+    /// The version (sha256, or a prefix of at least 8 hex digits naming one version); default: the one before the active one.
     to: Option<String>,
 }
 

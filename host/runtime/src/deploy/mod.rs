@@ -54,6 +54,9 @@ pub struct ShardView {
     pub queue_batches: i64,
 }
 
+/// The fewest hex digits of a version's sha256 a rollback names it by.
+pub const MIN_DIGEST_PREFIX: usize = 8;
+
 /// Why a deployment or rollback did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -63,6 +66,9 @@ pub enum DeployError {
     Rejected(String),
     #[error("no version {0} to roll back to")]
     NoVersion(String),
+    /// A digest prefix too short, not hex, or matching several versions.
+    #[error("{0}")]
+    BadDigest(String),
     #[error("the pipeline did not take the new version within {}s; it is not running", SWAP_WAIT.as_secs())]
     NotRunning,
 }
@@ -453,24 +459,64 @@ impl Deployments {
         self.offer_all(control, plugin, origin, accepted, compile_ms)
     }
 
-    /// Rolls `step` back to version `digest` (a unique prefix will do), or,
+    /// Rolls `step` back to version `digest` (a prefix of at least
+    /// [`MIN_DIGEST_PREFIX`] hex digits that names one version will do), or,
     /// without one, to the version that served before the active one.
     pub fn rollback(&self, step: &str, digest: Option<&str>) -> Result<VersionView, DeployError> {
         let accepted = Instant::now();
         let control = self.step(step)?;
         let _one = lock(&control.deploying);
+        let digest = digest.map(|d| d.trim().to_ascii_lowercase());
+        if let Some(d) = &digest
+            && (d.len() < MIN_DIGEST_PREFIX || !d.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(DeployError::BadDigest(format!(
+                "`{d}` is not a version: give at least {MIN_DIGEST_PREFIX} hex digits of its sha256"
+            )));
+        }
         let plugin = {
             let versions = lock(&control.versions);
+            if let Some(d) = &digest {
+                unique(d, versions.iter().filter(|v| v.plugin.is_some()).map(|v| v.view.digest.as_str()))?;
+            }
             let active = versions.iter().rposition(|v| v.view.status == Status::Active);
-            let candidate = versions.iter().enumerate().rev().find(|(i, v)| match digest {
-                Some(d) => v.view.digest.starts_with(d) && v.plugin.is_some(),
+            let candidate = versions.iter().enumerate().rev().find(|(i, v)| match &digest {
+                Some(d) => v.view.digest.starts_with(d.as_str()) && v.plugin.is_some(),
                 None => Some(*i) != active && v.view.status == Status::Inactive && v.plugin.is_some(),
             });
             match candidate {
                 Some((_, v)) => v.plugin.clone().expect("checked"),
-                None => return Err(DeployError::NoVersion(digest.unwrap_or("before the active one").to_string())),
+                None => {
+                    return Err(DeployError::NoVersion(digest.unwrap_or_else(|| "before the active one".to_string())));
+                }
             }
         };
         self.offer_all(control, plugin, Origin::Rollback, accepted, 0.0)
+    }
+}
+
+/// Refuses a digest prefix that names more than one of `digests`.
+fn unique<'a>(prefix: &str, digests: impl Iterator<Item = &'a str>) -> Result<(), DeployError> {
+    let mut matching: Vec<&str> = digests.filter(|d| d.starts_with(prefix)).collect();
+    matching.sort_unstable();
+    matching.dedup();
+    if matching.len() > 1 {
+        return Err(DeployError::BadDigest(format!(
+            "`{prefix}` matches {} versions ({}): give more of the digest",
+            matching.len(),
+            matching.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_prefix_must_name_one_version() {
+        let digests = ["abcdef0011", "abcdef0022", "abcdef0011", "99"];
+        assert!(super::unique("abcdef00", digests.into_iter()).unwrap_err().to_string().contains("matches 2 versions"));
+        assert!(super::unique("abcdef001", digests.into_iter()).is_ok(), "the same version twice is one version");
+        assert!(super::unique("abcdef003", digests.into_iter()).is_ok());
     }
 }
