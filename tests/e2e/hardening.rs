@@ -471,3 +471,39 @@ fn a_line_longer_than_a_batch_is_dead_lettered_and_batches_are_bounded_in_bytes(
     let count = crate::live::metric(&m, "weir_batch_size_events_count", &["stage=\"source:input\""]).unwrap();
     assert_eq!(over, count, "every batch holds at most 256 events");
 }
+
+/// Finding 12: outputs are declared; events a plugin emits to any other
+/// output are dead-lettered and counted under one label, so plugin-chosen
+/// names never become metric labels.
+#[test]
+fn undeclared_outputs_are_dead_lettered_under_one_label() {
+    let dir = scratch();
+    let input = dir.path().join("in.ndjson");
+    let mut lines = vec![r#"{"seq":0,"to":"alerts"}"#.to_string(), r#"{"seq":1}"#.to_string()];
+    lines.extend((2..52).map(|i| format!(r#"{{"seq":{i},"to":"name-{i}"}}"#)));
+    write_lines(&input, lines);
+    let pipeline = one_step_pipeline(
+        dir.path(),
+        &input,
+        &plugin("hostile"),
+        "config = '{\"mode\": \"outputs\"}'\noutputs = [\"alerts\"]",
+    );
+    let metrics = dir.path().join("metrics.prom");
+    let out = weir().arg("run").arg(&pipeline).arg("--metrics-file").arg(&metrics).output().unwrap();
+    assert_ok(&out);
+    assert_eq!(ndjson(&dir.path().join("out.ndjson")).len(), 1, "only the event for \"out\"");
+    let dead = ndjson(&dir.path().join("dead.ndjson"));
+    assert_eq!(dead.len(), 50);
+    assert!(dead.iter().all(|d| d["reason"] == "plugin-invalid-output"));
+    assert!(dead[0]["detail"].as_str().unwrap().contains("output `name-2`"), "{}", dead[0]);
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(crate::live::metric(&m, "weir_step_events_out_total", &["output=\"undeclared\""]), Some(50.0));
+    assert_eq!(crate::live::metric(&m, "weir_step_events_out_total", &["output=\"alerts\""]), Some(1.0));
+    assert!(!m.contains("name-2"), "no label for an undeclared name");
+    // Output names are checked when the file loads.
+    let text = std::fs::read_to_string(&pipeline).unwrap().replace("outputs = [\"alerts\"]", "outputs = [\"a b\"]");
+    std::fs::write(&pipeline, text).unwrap();
+    let bad = run(&pipeline);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("steps[0].outputs"), "{}", stderr(&bad));
+}

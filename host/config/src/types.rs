@@ -257,6 +257,11 @@ pub struct StepConfig {
     pub grants: Option<Grants>,
     /// plugin: the circuit breaker.
     pub circuit: Option<CircuitConfig>,
+    /// plugin: the named outputs it may emit to besides "out" (outputs a
+    /// sink takes, `from = "<step>.<output>"`, count as declared). Events
+    /// emitted to any other output are dead-lettered (`plugin-invalid-output`)
+    /// and counted under the output label "undeclared". At most 32.
+    pub outputs: Option<Vec<String>>,
     /// A query in Stream Analytics-style SQL (see docs/queries.md).
     pub query: Option<Spanned<String>>,
     /// query: how long after a window fires a late event still corrects

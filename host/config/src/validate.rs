@@ -112,6 +112,8 @@ pub struct PluginSpec {
     pub models: Vec<String>,
     pub grants: Grants,
     pub circuit: CircuitSpec,
+    /// `outputs`: the named outputs it may emit to besides "out".
+    pub outputs: Vec<String>,
 }
 
 /// The circuit breaker of a plugin step.
@@ -315,6 +317,9 @@ fn time_range(p: &PipelineSection, at: &Locator) -> Result<TimeRange, ConfigErro
     Ok(TimeRange { min, max })
 }
 
+/// The most named outputs a plugin step declares.
+const MAX_OUTPUTS: usize = 32;
+
 /// The longest `max_out_of_orderness` and `allowed_lateness`.
 const MAX_DISORDER: Duration = Duration::from_secs(366 * 86_400);
 
@@ -372,6 +377,7 @@ fn step(i: usize, s: &StepConfig, models: &[ModelSpec], at: &Locator) -> Result<
                 ("models", s.models.is_some()),
                 ("grants", s.grants.is_some()),
                 ("circuit", s.circuit.is_some()),
+                ("outputs", s.outputs.is_some()),
             ] {
                 if present {
                     return Err(at.error(Some(query.span()), key(field), "applies only to plugin steps"));
@@ -473,7 +479,22 @@ fn plugin_step(
             ));
         }
     }
-    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits, models: granted, grants, circuit })
+    let outputs = s.outputs.clone().unwrap_or_default();
+    if outputs.len() > MAX_OUTPUTS {
+        return Err(at.error(Some(s.name.span()), key("outputs"), format!("at most {MAX_OUTPUTS} outputs")));
+    }
+    for o in &outputs {
+        let valid =
+            !o.is_empty() && o.len() <= 64 && o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid || o == "out" {
+            return Err(at.error(
+                Some(s.name.span()),
+                key("outputs"),
+                format!("`{o}` is not an output name: letters, digits, '_' and '-', at most 64, not \"out\""),
+            ));
+        }
+    }
+    Ok(PluginSpec { plugin: plugin.get_ref().clone(), config, limits, models: granted, grants, circuit, outputs })
 }
 
 fn sink(i: usize, s: &SinkConfig, steps: &[StepSpec], at: &Arc<SourceText>) -> Result<SinkSpec, ConfigError> {

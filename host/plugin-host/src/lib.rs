@@ -29,7 +29,7 @@ pub use cache::digest;
 pub use engine::{LoadedPlugin, PluginEngine};
 pub use instance::{CallFailure, FailureKind, InstanceSettings, PluginInstance};
 pub use state::{KeyedState, Quota};
-pub use stdio::StdioMetrics;
+pub use stdio::{StdioMetrics, clean as clean_line};
 
 /// A plugin that cannot be loaded or started.
 #[derive(Debug, thiserror::Error)]

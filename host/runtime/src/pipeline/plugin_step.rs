@@ -27,6 +27,8 @@ pub struct PluginStepOptions {
     /// Processes batches while the circuit is open.
     pub fallback: Option<PluginInstance>,
     pub probation_batches: u32,
+    /// Named outputs the plugin may emit to besides "out".
+    pub outputs: Vec<String>,
 }
 
 impl Default for PluginStepOptions {
@@ -35,6 +37,7 @@ impl Default for PluginStepOptions {
             circuit: CircuitSpec { failures: 5, cool_down: std::time::Duration::from_secs(30), fallback: None },
             fallback: None,
             probation_batches: 16,
+            outputs: Vec::new(),
         }
     }
 }
@@ -57,6 +60,9 @@ pub struct PluginStep {
     first_pending: bool,
     /// The step's keyed state, shared by every instance and version.
     state: Option<Arc<KeyedState>>,
+    /// Named outputs it may emit to besides "out"; events to others are
+    /// dead-lettered, so plugin-chosen names never become metric labels.
+    outputs: Vec<String>,
 }
 
 struct Previous {
@@ -91,6 +97,7 @@ impl PluginStep {
             plugin,
             swap_started: None,
             first_pending: false,
+            outputs: opts.outputs,
         };
         (step, control)
     }
@@ -275,6 +282,20 @@ impl Step for PluginStep {
 }
 
 impl PluginStep {
+    /// Events emitted to an output the pipeline file does not declare: dead-lettered, counted under "undeclared".
+    fn undeclared(&self, name: &str, batch: &Batch, dead: &DeadLetters) -> std::io::Result<()> {
+        self.metrics.out("undeclared").inc_by(batch.len() as u64);
+        let mut shown: String = name.chars().take(64).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        let detail = format!(
+            "the plugin emitted to output `{}`, which the pipeline does not declare: add it to the step's `outputs`, or take it with a sink",
+            weir_plugin_host::clean_line(&shown)
+        );
+        self.dead_letter_all(batch, dead, "plugin-invalid-output", &detail)
+    }
+
     /// A batch whose call failed: halves are tried until each event has
     /// either passed or failed alone (then it is dead-lettered with its
     /// failure, and counts once toward the circuit). Outputs go to `out`
@@ -358,6 +379,10 @@ impl PluginStep {
         }
         for (name, mut batch) in outcomes.outputs.into_iter().zip(by_port) {
             if batch.is_empty() {
+                continue;
+            }
+            if name != "out" && !self.outputs.contains(&name) {
+                self.undeclared(&name, &batch, dead)?;
                 continue;
             }
             batch.versions = input.versions.clone();

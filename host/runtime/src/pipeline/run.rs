@@ -513,10 +513,22 @@ fn build_steps(
                     }
                     None => None,
                 };
+                // Declared outputs: the step's own, and those a sink takes.
+                let mut outputs = p.outputs.clone();
+                for k in &spec.sinks {
+                    if let Route::Step { step, output } = &k.from
+                        && *step == i
+                        && output != "out"
+                        && !outputs.contains(output)
+                    {
+                        outputs.push(output.clone());
+                    }
+                }
                 let opts = PluginStepOptions {
                     circuit: p.circuit.clone(),
                     fallback,
                     probation_batches: spec.probation_batches,
+                    outputs,
                 };
                 let (step, control) = PluginStep::new(instance, settings, metrics, opts);
                 steps.push(Box::new(step));

@@ -12,6 +12,7 @@
 //! - `clock`: emits the wall clock as `{"now_s": seconds since 1970}`.
 //! - `print`: prints each event's `"print"` text to stdout and stderr.
 //! - `log`: logs each event's `"log"` text through the host's `log` import.
+//! - `outputs`: emits each event with `"to": "<name>"` to that output.
 //! - `trap-always`: panics in every `process` call (its `init` succeeds).
 //! - `hoard`: an event with `"hoard": N, "name": "<name>"` puts N bytes of
 //!   keyed state under that name, and passes.
@@ -31,7 +32,7 @@ struct Hostile {
 }
 
 const MODES: &[&str] =
-    &["flood", "read-file", "write-file", "connect", "env", "clock", "print", "trap-always", "hoard", "log"];
+    &["flood", "read-file", "write-file", "connect", "env", "clock", "print", "trap-always", "hoard", "log", "outputs"];
 
 impl Processor for Hostile {
     fn init(config: &str) -> Result<Self, String> {
@@ -107,6 +108,12 @@ impl Hostile {
                     (v.get("hoard").and_then(Value::as_u64), v.get("name").and_then(Value::as_str))
                 {
                     weir_plugin_sdk::state::put(event, name, &vec![7u8; n as usize]);
+                }
+            }
+            "outputs" => {
+                if let Some(to) = v.get("to").and_then(Value::as_str) {
+                    out.emit_to(event, to, event.payload());
+                    return;
                 }
             }
             "log" => {
