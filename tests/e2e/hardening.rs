@@ -507,3 +507,39 @@ fn undeclared_outputs_are_dead_lettered_under_one_label() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("steps[0].outputs"), "{}", stderr(&bad));
 }
+
+/// Finding 13: without tokens, the server answers only requests to a
+/// loopback host name from this machine: a web page (cross-origin, or
+/// through DNS rebinding under a foreign host name) is refused.
+#[test]
+fn without_tokens_a_browser_page_cannot_call_the_loopback_api() {
+    use crate::live::*;
+    use std::io::{Read, Write};
+    let dir = scratch();
+    let port = free_port();
+    let mut child = http_pipeline(dir.path(), port, "");
+    wait_until("the server answers", || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+    let status = |request: String| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split(' ').nth(1).unwrap().parse::<u16>().unwrap()
+    };
+    let req = |method: &str, path: &str, headers: &str| {
+        format!("{method} {path} HTTP/1.1\r\n{headers}Content-Length: 7\r\nConnection: close\r\n\r\n{{\"n\":1}}")
+    };
+    let ingest = "/api/v1/ingest/vitals";
+    assert_eq!(status(req("POST", ingest, &format!("Host: 127.0.0.1:{port}\r\n"))), 200);
+    assert_eq!(status(req("POST", ingest, &format!("Host: evil.example:{port}\r\n"))), 403, "DNS rebinding");
+    let page = format!("Host: localhost:{port}\r\nOrigin: https://evil.example\r\n");
+    assert_eq!(status(req("POST", ingest, &page)), 403, "cross-origin");
+    let fetch = format!("Host: localhost:{port}\r\nSec-Fetch-Site: cross-site\r\n");
+    assert_eq!(status(req("POST", "/api/v1/pipelines/attacked/steps/x/rollback", &fetch)), 403);
+    assert_eq!(status(req("GET", "/metrics", &format!("Host: evil.example:{port}\r\n"))), 403);
+    let same = format!("Host: localhost:{port}\r\nOrigin: http://localhost:{port}\r\n");
+    assert_eq!(status(req("POST", ingest, &same)), 200, "a page served from loopback itself");
+    let out = sigterm(&mut child);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ndjson(&dir.path().join("out.ndjson")).len(), 2, "only the two allowed requests were ingested");
+}

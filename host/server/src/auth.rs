@@ -62,6 +62,15 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let tokens = &s.security.tokens;
     let needed = required_scope(req.method(), req.uri().path(), s.security.metrics_public);
+    if tokens.is_empty() && needed.is_some() && !from_this_machine(&req) {
+        // Without tokens the server trusts loopback; a browser on this
+        // machine is loopback too, so a web page (cross-origin, or through
+        // DNS rebinding under a foreign host name) is refused here.
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "without [[server.tokens]] only requests to localhost from this machine are served (Host and Origin must be loopback)",
+        );
+    }
     if tokens.is_empty() || needed.is_none() {
         req.extensions_mut().insert(Caller("-".into()));
         return next.run(req).await;
@@ -96,6 +105,37 @@ pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> R
         r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     }
     r
+}
+
+/// Whether a request names a loopback host (`Host`) and, from a browser,
+/// comes from a loopback page (`Origin`, `Sec-Fetch-Site`).
+fn from_this_machine(req: &Request) -> bool {
+    let h = req.headers();
+    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    let host = text("host").or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host.is_some_and(loopback_authority) {
+        return false;
+    }
+    if let Some(origin) = text("origin") {
+        let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+        if !authority.is_some_and(loopback_authority) {
+            return false;
+        }
+    }
+    !matches!(text("sec-fetch-site"), Some("cross-site"))
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with or without a port.
+fn loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(h, _)| h),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority }),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The audit action of an admin path.
@@ -243,6 +283,24 @@ mod tests {
         assert_eq!(required_scope(&get, "/api/v1/pipelines", false), Some(Scope::Read));
         assert_eq!(required_scope(&post, "/api/v1/pipelines/p/steps/s/versions", false), Some(Scope::Admin));
         assert_eq!(required_scope(&post, "/anything/else", false), Some(Scope::Admin));
+    }
+
+    #[test]
+    fn only_loopback_names_count_as_this_machine() {
+        for ok in ["localhost", "localhost:9464", "127.0.0.1:80", "127.0.0.2", "[::1]:9464", "LOCALHOST"] {
+            assert!(loopback_authority(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9464",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "[::2]",
+            "10.0.0.1:80",
+            "",
+        ] {
+            assert!(!loopback_authority(bad), "{bad}");
+        }
     }
 
     #[test]
