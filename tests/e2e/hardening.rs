@@ -543,3 +543,62 @@ fn without_tokens_a_browser_page_cannot_call_the_loopback_api() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(ndjson(&dir.path().join("out.ndjson")).len(), 2, "only the two allowed requests were ingested");
 }
+
+/// Finding 10: error details name the field, never its value — in the
+/// HTTP answer, the dead-letter detail and the log — while the dead-letter
+/// record keeps the original (redacted as `[dead_letter] redact` says).
+#[test]
+fn error_details_never_echo_event_values() {
+    use crate::live::*;
+    let dir = scratch();
+    let port = free_port();
+    let text = format!(
+        r#"
+[pipeline]
+name = "redacted"
+[server]
+listen = "127.0.0.1:{port}"
+[[sources]]
+name = "vitals"
+kind = "http"
+timestamp_field = "t"
+key_field = "PatientId"
+[[sinks]]
+name = "out"
+kind = "file"
+path = {out}
+[dead_letter]
+path = {dead}
+redact = ["PatientId"]
+"#,
+        out = toml_path(&dir.path().join("out.ndjson")),
+        dead = toml_path(&dir.path().join("dead.ndjson")),
+    );
+    let mut child = spawn_listening(&dir.path().join("p.toml"), &text, port);
+    wait_until("the server answers", || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+    let body = [
+        r#"{"PatientId":"P-SECRET-1","t":"SECRET-TIME"}"#,
+        r#"{"PatientId":{"SECRET-OBJECT":1},"t":5}"#,
+        r#"{"PatientId":"P-SECRET-3","t":[1,"SECRET-LIST"]}"#,
+        r#"{"PatientId":"P-SECRET-4","t":5}"#,
+    ]
+    .join("\n");
+    let (status, answer) = post(port, "/api/v1/ingest/vitals", body.as_bytes()).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let (_, array) = post(port, "/api/v1/ingest/vitals", br#"[{"a":"SECRET-ARRAY"}, nul"#).unwrap();
+    let out = sigterm(&mut child);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dead = std::fs::read_to_string(dir.path().join("dead.ndjson")).unwrap();
+    for (what, text) in [("the answer", &answer), ("the array answer", &array), ("the log", &stderr(&out))] {
+        assert!(!text.contains("SECRET"), "{what} holds a value: {text}");
+    }
+    let records: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 4);
+    for r in &records[..3] {
+        assert!(!r["detail"].as_str().unwrap().contains("SECRET"), "{r}");
+        assert!(r["detail"].as_str().unwrap().contains("field `"), "{r}");
+    }
+    let original: serde_json::Value = serde_json::from_str(records[0]["original"].as_str().unwrap()).unwrap();
+    assert_eq!(original["PatientId"], "***", "redacted as configured");
+    assert_eq!(original["t"], "SECRET-TIME", "the rest of the original is kept for the data owner");
+}

@@ -65,8 +65,9 @@ pub fn split_body(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         raw.iter().copied().filter(|&b| b != b'\n' && b != b'\r').collect()
     };
     if body[start] == b'[' {
-        let items: Vec<&RawValue> =
-            serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON array: {e}"))?;
+        let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+            format!("the body is not a JSON array: {}", weir_core::event::decode::without_values(&e.to_string()))
+        })?;
         return Ok(items.iter().map(|r| one_line(r.get().as_bytes())).collect());
     }
     if let Ok(one) = serde_json::from_slice::<&RawValue>(body) {

@@ -147,13 +147,50 @@ pub fn decode_into(
     Ok(Decoded { timestamp: found.timestamp, key: found.key })
 }
 
-/// The error for a failed parse: a field's own error, or where the JSON broke.
+/// The error for a failed parse: a field's own error, or where the JSON
+/// broke. Neither repeats a value of the event (see [`without_values`]).
 pub fn json_error(e: serde_json::Error) -> DecodeError {
     match field_error(&e) {
+        Some(DecodeError::BadField { field, message }) => {
+            DecodeError::BadField { field, message: without_values(&message) }
+        }
         Some(err) => err,
         // Each event is one line, so serde_json's "line 1" says nothing.
-        None => DecodeError::Json(e.to_string().replace(" at line 1 column ", " at column ")),
+        None => DecodeError::Json(without_values(&e.to_string().replace(" at line 1 column ", " at column "))),
     }
+}
+
+/// `text` with whatever it quotes (`"…"` or `` `…` ``, where serde_json
+/// puts the values it saw) replaced by `…`: errors go to logs, API answers
+/// and dead-letter details, and an event's values may be health or payment
+/// data (its original bytes stay in the dead-letter record, redacted as
+/// `[dead_letter] redact` says).
+pub fn without_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(['"', '`']) {
+        let quote = rest[i..].chars().next().expect("found");
+        out.push_str(&rest[..=i]);
+        let after = &rest[i + 1..];
+        match after.find(quote) {
+            // serde_json's syntax errors quote the token they expected.
+            Some(1) if after.as_bytes()[0].is_ascii_punctuation() => {
+                out.push_str(&after[..2]);
+                rest = &after[2..];
+            }
+            Some(j) => {
+                out.push('…');
+                out.push(quote);
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push('…');
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Field errors travel through serde_json as custom errors with a marker prefix.
@@ -355,7 +392,7 @@ impl<'de> Visitor<'de> for TimestampSeed<'_> {
         }
         let ms = chrono::DateTime::parse_from_rfc3339(v)
             .map(|t| t.timestamp_millis())
-            .map_err(|e| bad_field(self.field, format_args!("`{v}` is not an RFC 3339 time ({e})")))?;
+            .map_err(|e| bad_field(self.field, format_args!("not an RFC 3339 time ({e})")))?;
         self.range.check(self.field, ms)
     }
 
@@ -619,7 +656,19 @@ mod tests {
         assert_eq!(e.to_string(), "missing field `EventTime`");
         assert_eq!(e.reason(), "invalid-event");
         let e = decode(br#"{"EventTime":"yesterday","PatientId":"P1"}"#, &plan()).unwrap_err();
-        assert!(e.to_string().starts_with("field `EventTime`: `yesterday` is not an RFC 3339 time"), "{e}");
+        assert!(e.to_string().starts_with("field `EventTime`: not an RFC 3339 time ("), "{e}");
+        assert!(!e.to_string().contains("yesterday"), "no value in an error: {e}");
+        let e = decode(br#"{"EventTime":{"secret":"P-SECRET"},"PatientId":"P1"}"#, &plan()).unwrap_err();
+        assert!(!e.to_string().contains("P-SECRET"), "{e}");
+        let e = decode(br#"{"EventTime":1,"PatientId":"P1"} "P-SECRET""#, &plan()).unwrap_err();
+        assert!(!e.to_string().contains("P-SECRET"), "{e}");
+        let e = decode(br#""P-SECRET""#, &plan()).unwrap_err();
+        assert!(!e.to_string().contains("P-SECRET"), "{e}");
+        assert_eq!(
+            without_values(r#"invalid type: string "x1", expected `y` at column 3"#),
+            r#"invalid type: string "…", expected `…` at column 3"#
+        );
+        assert_eq!(without_values("expected `,` or `}` at column 9"), "expected `,` or `}` at column 9");
         let e = decode(br#"{"EventTime":1,"PatientId":null}"#, &plan()).unwrap_err();
         assert_eq!(e.to_string(), "field `PatientId`: expected a string or a number, found null");
     }

@@ -32,7 +32,8 @@ impl Schema {
     /// Checks one event (already known to be a JSON object); the error
     /// names the first violation's field and rule.
     pub fn check(&self, bytes: &[u8]) -> Result<(), String> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| format!("malformed JSON: {}", super::decode::without_values(&e.to_string())))?;
         match self.validator.iter_errors(&value).next() {
             None => Ok(()),
             Some(e) => Err(describe(&e)),
