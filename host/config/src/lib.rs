@@ -101,4 +101,67 @@ mod tests {
         assert_eq!(spec.batch_linger, std::time::Duration::from_millis(20));
         assert_eq!(spec.sources[0].max_out_of_orderness, std::time::Duration::from_secs(5));
     }
+
+    /// Lines the config fuzzer below puts together.
+    const LINES: &[&str] = &[
+        "[pipeline]",
+        "name = \"p\"",
+        "name = \"\"",
+        "batch_size = 0",
+        "batch_size = 99999999999999999999",
+        "batch_bytes = \"1GiB\"",
+        "batch_bytes = \"99EiB\"",
+        "parallelism = 70000",
+        "max_parallelism = 0",
+        "event_time_min = \"+300000-01-01T00:00:00Z\"",
+        "event_time_max = \"1900-01-01T00:00:00Z\"",
+        "[[sources]]",
+        "kind = \"file\"",
+        "kind = \"http\"",
+        "kind = \"kafka\"",
+        "path = \"/dev/null\"",
+        "timestamp_field = \"t\"",
+        "max_out_of_orderness = \"9999999999y\"",
+        "idle_timeout = \"0s\"",
+        "[[steps]]",
+        "query = \"SELECT\"",
+        "plugin = \"x.wasm\"",
+        "allowed_lateness = \"-1s\"",
+        "outputs = [\"out\"]",
+        "limits.state_bytes = \"0B\"",
+        "[[sinks]]",
+        "from = \"a.b.c\"",
+        "from = \".\"",
+        "[server]",
+        "listen = \"127.0.0.1:0\"",
+        "max_connections = 0",
+        "header_timeout = \"0s\"",
+        "[[server.tokens]]",
+        "id = \"t\"",
+        "sha256 = \"zz\"",
+        "[checkpoint]",
+        "dir = \"/tmp/x\"",
+        "keep = 1",
+        "[dead_letter]",
+        "redact = [1]",
+        "= =",
+        "[[",
+        "\"\\u0000\" = 1",
+    ];
+
+    proptest::proptest! {
+        /// Fuzzing the config loader (issue 19): any file of these lines
+        /// (and any text) loads or fails with an error — never a panic.
+        #[test]
+        fn any_pipeline_file_loads_or_fails_with_an_error(
+            lines in proptest::collection::vec(proptest::sample::select(LINES), 0..24),
+            text in "\\PC{0,80}",
+        ) {
+            for file in [lines.join("\n"), text.clone()] {
+                if let Err(e) = load_str(Path::new("p.toml"), &file) {
+                    proptest::prop_assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+    }
 }

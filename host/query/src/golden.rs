@@ -173,3 +173,83 @@ fn the_patient_query_runs_verbatim_with_its_line_breaks() {
     let with_time = "SELECT COUNT(*) AS n FROM s TIMESTAMP BY EventTime GROUP BY TumblingWindow(second, 10)";
     assert!(plan(with_time).contains("event time: field `EventTime`"));
 }
+
+/// SQL fragments the fuzzer below strings together.
+const TOKENS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "HAVING",
+    "TIMESTAMP BY",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "COUNT(*)",
+    "AVG(",
+    "SUM(",
+    "MIN(",
+    "MAX(",
+    "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY",
+    "(",
+    ")",
+    ",",
+    "*",
+    "+",
+    "-",
+    "/",
+    "%",
+    "=",
+    "<>",
+    "<",
+    ">=",
+    "'x'",
+    "''",
+    "1",
+    "0",
+    "-1",
+    "9223372036854775807",
+    "1e309",
+    "a",
+    "b",
+    "s",
+    "t",
+    "TumblingWindow(second, 5)",
+    "HoppingWindow(minute, 10, 3)",
+    "SlidingWindow(hour, 1)",
+    "SessionWindow(second, 2, 6)",
+    "TumblingWindow(day, 9999999999)",
+    "TumblingWindow(second, 0)",
+    "TumblingWindow(",
+    "IS NULL",
+    "IN (1, 2)",
+    "LIKE 'a%'",
+    "CAST(a AS float)",
+    ";",
+    "--",
+    "/*",
+    "\"q\"",
+    "[b]",
+];
+
+proptest::proptest! {
+    /// Fuzzing the SQL front end (issue 19): any string of SQL pieces (and
+    /// any text) is planned or refused with a message — never a panic.
+    #[test]
+    fn any_query_text_is_planned_or_refused_with_a_message(
+        pieces in proptest::collection::vec(proptest::sample::select(TOKENS), 0..30),
+        text in "\\PC{0,60}",
+    ) {
+        for sql in [pieces.join(" "), format!("SELECT {text} FROM s"), text.clone()] {
+            if let Err(e) = parse(&sql) {
+                proptest::prop_assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+}

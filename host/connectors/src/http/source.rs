@@ -369,6 +369,27 @@ mod tests {
 
     proptest! {
         /// Any bytes: no panic, and every event returned is one line.
+        /// Fuzzing the HTTP ingest path (issue 19): any body is answered —
+        /// accepted, refused event by event, malformed, full or too large —
+        /// never a panic, and what is accepted is queued.
+        #[test]
+        fn any_body_gets_an_answer(
+            body in prop::collection::vec(any::<u8>(), 0..300),
+            near in "[\\[\\]{}\",:\\n tEP0-9a-z.]{0,120}",
+        ) {
+            let (_source, ingest) = source("queue = 50\nqueue_bytes = \"1KiB\"\nmax_body = \"1KiB\"\ntimestamp_field = \"t\"");
+            for b in [&body[..], near.as_bytes()] {
+                match ingest.ingest(b) {
+                    Ingested::Done { accepted, rejected, errors } => {
+                        prop_assert!(errors.len() <= rejected.min(MAX_LISTED_ERRORS));
+                        prop_assert!(accepted <= 50);
+                    }
+                    Ingested::Malformed(m) | Ingested::TooLarge(m) => prop_assert!(!m.is_empty()),
+                    Ingested::Full { .. } | Ingested::Closed => {}
+                }
+            }
+        }
+
         #[test]
         fn any_body_splits_without_panicking(body in prop::collection::vec(any::<u8>(), 0..300)) {
             if let Ok(events) = split_body(&body) {

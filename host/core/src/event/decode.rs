@@ -688,7 +688,61 @@ mod tests {
         assert_eq!(decode(br#"{}"#, &FieldPlan::default()).unwrap(), Decoded { timestamp: None, key: None });
     }
 
+    use proptest::strategy::Strategy;
+
+    /// A JSON-ish string: fragments of events, broken and whole.
+    fn jsonish() -> impl proptest::strategy::Strategy<Value = String> {
+        let piece = proptest::prop_oneof![
+            proptest::strategy::Just("{".to_string()),
+            proptest::strategy::Just("}".to_string()),
+            proptest::strategy::Just("[".to_string()),
+            proptest::strategy::Just("]".to_string()),
+            proptest::strategy::Just(",".to_string()),
+            proptest::strategy::Just(":".to_string()),
+            proptest::strategy::Just("\"EventTime\"".to_string()),
+            proptest::strategy::Just("\"PatientId\"".to_string()),
+            proptest::strategy::Just("\"Event\\u0054ime\"".to_string()),
+            proptest::strategy::Just("null".to_string()),
+            proptest::strategy::Just("true".to_string()),
+            proptest::strategy::Just("\"\\ud800\"".to_string()),
+            proptest::strategy::Just("1e999".to_string()),
+            proptest::strategy::Just("-0".to_string()),
+            proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+            proptest::num::f64::ANY.prop_map(|n| n.to_string()),
+            "\"[0-9T:.+Z-]{0,30}\"",
+            "\\PC{0,8}",
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+    }
+
     proptest::proptest! {
+        /// Fuzzing the decoder (issue 19): any bytes, any near-JSON, give a
+        /// decoded event with its time inside the range or an error with a
+        /// reason and a message — never a panic.
+        #[test]
+        fn any_input_decodes_or_is_refused_with_a_reason(
+            text in jsonish(),
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            columns: bool,
+        ) {
+            let mut plan = plan();
+            if columns {
+                plan.columns = Some(std::sync::Arc::from(vec!["EventTime".to_string(), "PatientId".to_string(), "x".to_string()]));
+            }
+            for input in [text.as_bytes(), &bytes[..]] {
+                match decode(input, &plan) {
+                    Ok(d) => {
+                        let t = d.timestamp.unwrap();
+                        proptest::prop_assert!(plan.time_range.min <= t && t <= plan.time_range.max);
+                    }
+                    Err(e) => {
+                        proptest::prop_assert!(["invalid-json", "invalid-event"].contains(&e.reason()));
+                        proptest::prop_assert!(!e.to_string().is_empty());
+                    }
+                }
+            }
+        }
+
         #[test]
         fn the_fast_time_path_agrees_with_chrono(
             y in 0u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..25, mi in 0u32..61, sec in 0u32..61,
