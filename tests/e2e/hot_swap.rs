@@ -239,3 +239,44 @@ fn the_admin_api_lists_the_pipeline_and_answers_unknown_names_with_404() {
     assert_eq!(post(s.port, &format!("{STEP}/versions"), b"").unwrap().0, 400);
     finish(s);
 }
+
+/// Issue 19: a version deployed through the API runs again after a restart
+/// (kept beside the checkpoints), says so, and keeps its history; the
+/// output continues exactly once across the restart.
+#[test]
+fn a_deployed_version_survives_a_restart() {
+    let (a, b) = (plugin("version_a"), plugin("version_b"));
+    let ck = scratch();
+    let checkpoint = format!("[checkpoint]\ndir = {}\ninterval = \"100ms\"\n", toml_path(ck.path()));
+    let mut s = start(&a, "", &checkpoint);
+    let (status, body) = upload(s.port, &b);
+    assert_eq!(status, 201, "{body}");
+    let b_digest = body["digest"].as_str().unwrap().to_string();
+    flow(s.port, 2000.0);
+    let out = sigterm(&mut s.child);
+    assert_ok(&out);
+    // The restart: the pipeline file still names version a.
+    let text = std::fs::read_to_string(s.dir.path().join("pipeline.toml")).unwrap();
+    let port = free_port();
+    s.child = spawn_listening(&s.dir.path().join("pipeline.toml"), &text, port);
+    s.port = port;
+    wait_for_metrics(port, |m| metric(m, "weir_sink_events_total", &[]).is_some_and(|n| n >= 1000.0));
+    let listed = versions(port);
+    let active: Vec<&Value> = listed.iter().filter(|v| v["status"] == "active").collect();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["digest"], b_digest.as_str());
+    assert_eq!(active[0]["origin"], "restored");
+    assert!(
+        listed.iter().any(|v| v["origin"] == "config" && v["status"] == "inactive"),
+        "the history is kept: {listed:?}"
+    );
+    let out = sigterm(&mut s.child);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("runs the version deployed before the restart"), "{}", stderr(&out));
+    let events = ndjson(&s.dir.path().join("out.ndjson"));
+    let tags: Vec<String> = runs(&events).into_iter().map(|r| r.0).collect();
+    assert_eq!(tags.last().map(String::as_str), Some("b"), "after the restart version b runs: {tags:?}");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["order_id"].as_str().unwrap(), format!("ORD-{i:08}"), "exactly once across the restart");
+    }
+}

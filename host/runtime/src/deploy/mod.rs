@@ -11,11 +11,12 @@
 //! to the previous instance and re-runs that batch on it, so a broken
 //! version loses nothing.
 
+mod store;
 mod watch;
 
 pub use watch::Watcher;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,18 +74,22 @@ pub enum DeployError {
     NotRunning,
 }
 
+pub use store::{Record as VersionRecord, StepRecord, VersionStore};
+
 /// Where a version came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     Config,
     Api,
     Watch,
     Rollback,
+    /// Deployed before a restart, and run again after it (see [`VersionStore`]).
+    Restored,
 }
 
 /// What became of a version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Serving now (on probation until `probation_batches` batches passed).
@@ -165,6 +170,8 @@ pub struct StepControl {
     deploying: Mutex<()>,
     circuit: Arc<AtomicU8>,
     rejected: prometheus::IntCounter,
+    /// Where the running version is recorded for restarts, if anywhere.
+    store: Mutex<Option<Arc<VersionStore>>>,
 }
 
 /// The circuit breaker's state, as shown by the admin API.
@@ -215,7 +222,75 @@ impl StepControl {
             deploying: Mutex::new(()),
             circuit: Arc::new(AtomicU8::new(0)),
             rejected,
+            store: Mutex::new(None),
         })
+    }
+
+    /// Records the running version in `store` from now on; `record` is what
+    /// it held for this step when the run began (its history is shown
+    /// again), and `restored` says that the first version came from it.
+    pub fn keep_in(
+        &self,
+        store: Arc<VersionStore>,
+        record: Option<&StepRecord>,
+        restored: bool,
+        engine: &PluginEngine,
+    ) {
+        {
+            let mut versions = lock(&self.versions);
+            if restored && let Some(first) = versions.last_mut() {
+                first.view.origin = Origin::Restored;
+            }
+            let current = versions.last().map(|v| v.view.digest.clone()).unwrap_or_default();
+            let mut earlier = Vec::new();
+            for kept in record.map(|r| r.history.as_slice()).unwrap_or_default() {
+                if kept.digest == current && kept.status == Status::Active {
+                    continue;
+                }
+                let path = store.path_of(&kept.digest);
+                let plugin = path.is_file().then(|| engine.load(&path).ok()).flatten();
+                let status = if kept.status == Status::Active { Status::Inactive } else { kept.status };
+                let view = VersionView {
+                    digest: kept.digest.clone(),
+                    origin: kept.origin,
+                    status,
+                    loaded_at: kept.loaded_at.clone(),
+                    error: None,
+                    compile_ms: 0.0,
+                    init_ms: 0.0,
+                    first_batch_ms: None,
+                    swap_stall_ms: None,
+                    proven: true,
+                };
+                earlier.push(Version { view, plugin, accepted: Instant::now() });
+            }
+            versions.splice(0..0, earlier);
+        }
+        *lock(&self.store) = Some(store);
+        self.persist();
+    }
+
+    /// Writes the running version and the history to the store, if any.
+    fn persist(&self) {
+        let Some(store) = lock(&self.store).clone() else { return };
+        let record = {
+            let versions = lock(&self.versions);
+            let history: Vec<store::Kept> = versions
+                .iter()
+                .filter(|v| v.view.status != Status::Rejected)
+                .map(|v| store::Kept {
+                    digest: v.view.digest.clone(),
+                    origin: v.view.origin,
+                    status: v.view.status,
+                    loaded_at: v.view.loaded_at.clone(),
+                })
+                .collect();
+            let active = versions.iter().rev().find(|v| v.view.status == Status::Active);
+            StepRecord { active: active.map(|v| v.view.digest.clone()).unwrap_or_default(), history }
+        };
+        if let Err(e) = store.write_step(&self.step, record) {
+            tracing::error!(step = %self.step, error = %e, "cannot record the running plugin version; a restart may run an older one");
+        }
     }
 
     /// A version waiting to be swapped in, if any; one atomic load when none.
@@ -229,15 +304,18 @@ impl StepControl {
 
     /// The step now runs `digest` (probation starts).
     pub fn activated(&self, digest: &str) {
-        let mut versions = lock(&self.versions);
-        let newest = versions.iter().rposition(|v| v.view.digest == digest);
-        for (i, v) in versions.iter_mut().enumerate() {
-            if Some(i) == newest {
-                v.view.status = Status::Active;
-            } else if v.view.status == Status::Active {
-                v.view.status = Status::Inactive;
+        {
+            let mut versions = lock(&self.versions);
+            let newest = versions.iter().rposition(|v| v.view.digest == digest);
+            for (i, v) in versions.iter_mut().enumerate() {
+                if Some(i) == newest {
+                    v.view.status = Status::Active;
+                } else if v.view.status == Status::Active {
+                    v.view.status = Status::Inactive;
+                }
             }
         }
+        self.persist();
     }
 
     /// `digest` processed its first batch; `stall` is how long the flow
@@ -258,14 +336,17 @@ impl StepControl {
 
     /// `failed` failed during probation with `error`; `back` serves again.
     pub fn rolled_back(&self, failed: &str, back: &str, error: &str) {
-        let mut versions = lock(&self.versions);
-        if let Some(v) = versions.iter_mut().rev().find(|v| v.view.digest == failed) {
-            v.view.status = Status::RolledBack;
-            v.view.error = Some(error.to_string());
+        {
+            let mut versions = lock(&self.versions);
+            if let Some(v) = versions.iter_mut().rev().find(|v| v.view.digest == failed) {
+                v.view.status = Status::RolledBack;
+                v.view.error = Some(error.to_string());
+            }
+            if let Some(v) = versions.iter_mut().rev().find(|v| v.view.digest == back) {
+                v.view.status = Status::Active;
+            }
         }
-        if let Some(v) = versions.iter_mut().rev().find(|v| v.view.digest == back) {
-            v.view.status = Status::Active;
-        }
+        self.persist();
     }
 
     /// The cell the step's circuit breaker writes its state to.
@@ -434,7 +515,17 @@ impl Deployments {
         let loaded = self.engine.load_bytes(&shown, bytes);
         let compile_ms = t.elapsed().as_secs_f64() * 1e3;
         let plugin = match loaded {
-            Ok(p) => p,
+            Ok(p) => {
+                // Kept before it can run, so that a restart finds it.
+                if let Some(store) = lock(&control.store).clone()
+                    && let Err(e) = store.keep(&p.digest, bytes)
+                {
+                    return Err(DeployError::Rejected(format!(
+                        "the version cannot be kept for restarts ({e}); it was not deployed"
+                    )));
+                }
+                p
+            }
             Err(e) => {
                 let view = VersionView {
                     digest: weir_plugin_host::digest(bytes),

@@ -141,10 +141,17 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     let sharding = super::build::sharding(&spec, &checked)
         .map_err(|e| spec.text.error(None, "pipeline.parallelism", format!("{} shards: {e}", spec.parallelism)))?;
     let mut durable = super::durable::Durable::open(&spec, opts.from, &opts.instance, &metrics)?;
+    // With checkpoints, deployed versions are kept and run again after a restart.
+    let store = match &spec.checkpoint {
+        Some(c) => Some(Arc::new(crate::deploy::VersionStore::open(&c.dir.join("plugins"))?)),
+        None => None,
+    };
+    let record = store.as_ref().map(|s| s.read());
+    let kept = store.as_ref().zip(record.as_ref());
     let mut shards = Vec::new();
     let (mut columns, mut controls, mut replicas) = (None, Vec::new(), HashMap::<String, Vec<_>>::new());
     for shard in 0..sharding.parallelism {
-        let built = build_steps(&spec, &checked, &engine, &metrics, &models, sharding.watermarks)?;
+        let built = build_steps(&spec, &checked, &engine, &metrics, &models, sharding.watermarks, kept)?;
         if shard == 0 {
             (columns, controls) = (built.columns, built.controls);
         } else {
@@ -494,6 +501,7 @@ fn build_steps(
     metrics: &Metrics,
     models: &ModelRegistry,
     pipeline_watermark: bool,
+    kept: Option<(&Arc<crate::deploy::VersionStore>, &crate::deploy::VersionRecord)>,
 ) -> anyhow::Result<Built> {
     let mut columns = None;
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
@@ -503,7 +511,30 @@ fn build_steps(
             StepSpecKind::Plugin(p) => {
                 // Keyed state is keyed by the sources' key field.
                 let key_field = spec.sources.iter().find_map(|s| s.key_field.as_deref());
-                let (instance, settings) = start_plugin(engine, &s.name, p, metrics, models, key_field)?;
+                // The version that ran before a restart, if it is not the file's.
+                let recorded = kept.and_then(|(store, record)| Some((store, record.steps.get(&s.name)?)));
+                let mut runs = p.clone();
+                let mut restored = false;
+                if let Some((store, r)) = recorded
+                    && !r.active.is_empty()
+                {
+                    let file_digest = std::fs::read(&p.plugin).map(|b| weir_plugin_host::digest(&b)).ok();
+                    let path = store.path_of(&r.active);
+                    let same = file_digest.as_deref() == Some(r.active.as_str());
+                    if same {
+                        // The file's version is the one that ran: nothing to restore.
+                    } else if path.is_file() {
+                        // A warning: what runs is not what the pipeline file says.
+                        tracing::warn!(step = %s.name, digest = %r.active, file = %p.plugin.display(),
+                            "the step runs the version deployed before the restart, not the pipeline file's");
+                        runs.plugin = path;
+                        restored = true;
+                    } else {
+                        tracing::warn!(step = %s.name, digest = %r.active, missing = %path.display(),
+                            "the version deployed before the restart is gone; the pipeline file's version runs");
+                    }
+                }
+                let (instance, settings) = start_plugin(engine, &s.name, &runs, metrics, models, key_field)?;
                 let fallback = match &p.circuit.fallback {
                     Some((path, config)) => {
                         let spec = PluginSpec { plugin: path.clone(), config: config.clone(), ..p.clone() };
@@ -531,6 +562,9 @@ fn build_steps(
                     outputs,
                 };
                 let (step, control) = PluginStep::new(instance, settings, metrics, opts);
+                if let Some((store, record)) = kept {
+                    control.keep_in(store.clone(), record.steps.get(&s.name), restored, engine);
+                }
                 steps.push(Box::new(step));
                 controls.push(control);
             }
