@@ -128,6 +128,24 @@ pub struct VersionView {
     pub proven: bool,
 }
 
+impl VersionView {
+    /// A version that served before this process measured anything of it.
+    fn proven(digest: String, origin: Origin, status: Status, loaded_at: String) -> Self {
+        VersionView {
+            digest,
+            origin,
+            status,
+            loaded_at,
+            error: None,
+            compile_ms: 0.0,
+            init_ms: 0.0,
+            first_batch_ms: None,
+            swap_stall_ms: None,
+            proven: true,
+        }
+    }
+}
+
 struct Version {
     view: VersionView,
     plugin: Option<LoadedPlugin>,
@@ -199,18 +217,7 @@ impl StepControl {
         probation_batches: u32,
         rejected: prometheus::IntCounter,
     ) -> Arc<Self> {
-        let view = VersionView {
-            digest: first.digest().to_string(),
-            origin: Origin::Config,
-            status: Status::Active,
-            loaded_at: now_rfc3339(),
-            error: None,
-            compile_ms: 0.0,
-            init_ms: 0.0,
-            first_batch_ms: None,
-            swap_stall_ms: None,
-            proven: true,
-        };
+        let view = VersionView::proven(first.digest().to_string(), Origin::Config, Status::Active, now_rfc3339());
         let version = Version { view, plugin: Some(first.plugin().clone()), accepted: Instant::now() };
         Arc::new(StepControl {
             step: settings.step.clone(),
@@ -250,18 +257,7 @@ impl StepControl {
                 let path = store.path_of(&kept.digest);
                 let plugin = path.is_file().then(|| engine.load(&path).ok()).flatten();
                 let status = if kept.status == Status::Active { Status::Inactive } else { kept.status };
-                let view = VersionView {
-                    digest: kept.digest.clone(),
-                    origin: kept.origin,
-                    status,
-                    loaded_at: kept.loaded_at.clone(),
-                    error: None,
-                    compile_ms: 0.0,
-                    init_ms: 0.0,
-                    first_batch_ms: None,
-                    swap_stall_ms: None,
-                    proven: true,
-                };
+                let view = VersionView::proven(kept.digest.clone(), kept.origin, status, kept.loaded_at.clone());
                 earlier.push(Version { view, plugin, accepted: Instant::now() });
             }
             versions.splice(0..0, earlier);
