@@ -18,6 +18,85 @@ pub fn brokers() -> String {
     BROKERS.get_or_init(start).clone()
 }
 
+/// A broker of a test's own, which it may stop and start again (the
+/// shared one serves every other test at the same time).
+pub struct OwnBroker {
+    pub brokers: String,
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnBroker {
+    /// Formats `dir` and starts a broker there on a free port.
+    pub fn start(dir: &std::path::Path) -> OwnBroker {
+        let port = free_port();
+        let mut b = OwnBroker { brokers: format!("127.0.0.1:{port}"), port, dir: dir.to_path_buf(), child: None };
+        b.resume();
+        b
+    }
+
+    /// Starts the broker again on its folder and port, and waits until it answers.
+    pub fn resume(&mut self) {
+        std::fs::create_dir_all(&self.dir).expect("broker folder");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("start.log")).expect("log");
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("scripts/kafka.sh"))
+            .args(["start", &self.dir.join("node").display().to_string(), &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().expect("scripts/kafka.sh runs"));
+        wait_for(&self.brokers, &self.dir);
+    }
+
+    /// Stops the broker (SIGTERM, as an operator would) and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: a plain signal to our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while c.try_wait().expect("wait").is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits until the broker at `brokers` answers (two minutes at most).
+fn wait_for(brokers: &str, dir: &std::path::Path) {
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while producer.client().fetch_metadata(None, Duration::from_secs(2)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the Kafka broker did not start in 120 s (needs Java 17 and `scripts/kafka.sh fetch`); see {}/start.log",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn start() -> String {
     if let Ok(b) = std::env::var("WEIR_TEST_KAFKA") {
         return b;
@@ -57,15 +136,7 @@ fn start() -> String {
     });
     assert!(rx.recv().unwrap_or(false), "cannot run scripts/kafka.sh");
     let brokers = format!("127.0.0.1:{port}");
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("client");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while producer.client().fetch_metadata(None, Duration::from_secs(2)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the Kafka broker did not start in 120 s (needs Java 17 and `scripts/kafka.sh fetch`); see target/kafka-test/start.log"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for(&brokers, &repo().join("target/kafka-test"));
     brokers
 }
 
@@ -81,9 +152,14 @@ fn free_port() -> u16 {
 
 /// Creates `topic` with `partitions` partitions.
 pub fn create_topic(topic: &str, partitions: i32) {
+    create_topic_on(&brokers(), topic, partitions);
+}
+
+/// [`create_topic`] on the broker at `brokers`.
+pub fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let results = runtime.block_on(admin.create_topics(&[new], &AdminOptions::new())).expect("create topics");
@@ -94,8 +170,13 @@ pub fn create_topic(topic: &str, partitions: i32) {
 
 /// Writes `(key, payload)` messages to `topic` and waits for them.
 pub fn produce(topic: &str, messages: &[(String, String)]) {
+    produce_on(&brokers(), topic, messages);
+}
+
+/// [`produce`] to the broker at `brokers`.
+pub fn produce_on(brokers: &str, topic: &str, messages: &[(String, String)]) {
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .create()
         .expect("producer");
@@ -113,8 +194,13 @@ pub fn produce(topic: &str, messages: &[(String, String)]) {
 /// Every message of `topic` a `read_committed` reader sees, by partition in
 /// offset order (payloads). Reads until the end of every partition.
 pub fn read_committed(topic: &str) -> BTreeMap<i32, Vec<String>> {
+    read_committed_on(&brokers(), topic)
+}
+
+/// [`read_committed`] from the broker at `brokers`.
+pub fn read_committed_on(brokers: &str, topic: &str) -> BTreeMap<i32, Vec<String>> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", format!("verify-{topic}-{}", std::process::id()))
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")

@@ -7,9 +7,10 @@ mod broker;
 mod catch_up;
 mod faults;
 mod group;
+mod outage;
 
 use crate::harness::{plugin, scratch, toml_path, weir};
-use broker::{brokers, create_topic, produce, read_committed};
+use broker::{brokers, create_topic, produce};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -61,6 +62,18 @@ fn pipeline(dir: &Path, name: &str, stop_at_end: bool, exactly_once: bool) -> st
 
 /// [`pipeline`] on `shards` shards.
 fn pipeline_on(dir: &Path, name: &str, stop_at_end: bool, exactly_once: bool, shards: u16) -> std::path::PathBuf {
+    pipeline_at(dir, name, stop_at_end, exactly_once, shards, &brokers())
+}
+
+/// [`pipeline_on`] with the broker at `brokers`.
+fn pipeline_at(
+    dir: &Path,
+    name: &str,
+    stop_at_end: bool,
+    exactly_once: bool,
+    shards: u16,
+    brokers: &str,
+) -> std::path::PathBuf {
     let text = format!(
         r#"
 [pipeline]
@@ -113,7 +126,6 @@ exactly_once = {exactly_once}
 [dead_letter]
 path = {dead}
 "#,
-        brokers = brokers(),
         plugin = toml_path(&plugin("tachycardia")),
         running = toml_path(&plugin("running_count")),
         ckpt = toml_path(&dir.join("checkpoints")),
@@ -147,7 +159,12 @@ fn wait_ok(mut child: Child, log: &Path) {
 /// when the pipeline keeps one, must be its patient's number of events up
 /// to it: 40 patients in turn.
 fn outputs(name: &str) -> (Vec<u64>, Rows) {
-    let mut ids: Vec<u64> = read_committed(&format!("{name}-alerts"))
+    outputs_on(&brokers(), name)
+}
+
+/// [`outputs`] from the broker at `brokers`.
+fn outputs_on(brokers: &str, name: &str) -> (Vec<u64>, Rows) {
+    let mut ids: Vec<u64> = broker::read_committed_on(brokers, &format!("{name}-alerts"))
         .into_values()
         .flatten()
         .map(|a| {
@@ -161,7 +178,7 @@ fn outputs(name: &str) -> (Vec<u64>, Rows) {
         .collect();
     ids.sort_unstable();
     let mut counts = Vec::new();
-    for row in read_committed(&format!("{name}-counts")).into_values().flatten() {
+    for row in broker::read_committed_on(brokers, &format!("{name}-counts")).into_values().flatten() {
         let v: serde_json::Value = serde_json::from_str(&row).unwrap();
         let key = (v["window_start"].as_str().unwrap().to_string(), v["PatientId"].as_str().unwrap().to_string());
         counts.push((key, v["n"].as_u64().unwrap()));
@@ -171,8 +188,13 @@ fn outputs(name: &str) -> (Vec<u64>, Rows) {
 }
 
 fn assert_exact(name: &str, events: &[(String, String)]) {
+    assert_exact_on(&brokers(), name, events);
+}
+
+/// [`assert_exact`] on the broker at `brokers`.
+fn assert_exact_on(brokers: &str, name: &str, events: &[(String, String)]) {
     let (want_ids, want_counts) = expected(events);
-    let (ids, counts) = outputs(name);
+    let (ids, counts) = outputs_on(brokers, name);
     assert_eq!(ids.len(), want_ids.len(), "alerts: {} written, {} expected", ids.len(), want_ids.len());
     assert!(ids == want_ids, "alerts differ: some missing and others twice");
     assert_eq!(counts, want_counts.into_iter().collect::<Vec<_>>(), "window results differ");

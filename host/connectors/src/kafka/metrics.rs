@@ -13,6 +13,10 @@ pub struct KafkaMetrics {
     pub consumer_lag: IntGaugeVec,
     /// Errors reported by a Kafka client (broker down, request failures).
     pub errors: IntCounterVec,
+    /// 1 while a Kafka client reaches a broker, 0 while every broker is down.
+    pub connected: IntGaugeVec,
+    /// Readiness, which a client without brokers withdraws (set by the session).
+    pub health: Option<weir_core::metrics::Health>,
 }
 
 impl Families for KafkaMetrics {
@@ -31,10 +35,16 @@ impl Families for KafkaMetrics {
         )
         .expect("valid metric");
         r.register(Box::new(consumer_lag.clone())).expect("metric registered once");
+        let connected = IntGaugeVec::new(
+            Opts::new("weir_kafka_connected", "1 while a Kafka client reaches a broker, 0 while every broker is down."),
+            &["client"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(connected.clone())).expect("metric registered once");
         for result in ["committed", "aborted"] {
             transactions.with_label_values(&[result]);
         }
-        KafkaMetrics { transactions, consumer_lag, errors }
+        KafkaMetrics { transactions, consumer_lag, errors, connected, health: None }
     }
 }
 

@@ -23,6 +23,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir_config::{ConfigError, PipelineSpec, SinkSpec};
 use weir_core::metrics::Metrics;
@@ -48,11 +49,31 @@ pub struct Observed {
     /// "source <name>" or "sink <name>", in log lines and the errors label.
     client: String,
     pub(crate) metrics: KafkaMetrics,
+    /// Readiness' view of this client: false while every broker is down.
+    up: Arc<AtomicBool>,
 }
 
 impl Observed {
     pub fn new(client: String, metrics: KafkaMetrics) -> Self {
-        Observed { client, metrics }
+        let up = metrics
+            .health
+            .as_ref()
+            .map_or_else(|| Arc::new(AtomicBool::new(true)), |h| h.check(&format!("kafka {client}")));
+        metrics.connected.with_label_values(&[client.as_str()]).set(1);
+        Observed { client, metrics, up }
+    }
+
+    /// Whether the client reaches a broker (as far as it last heard).
+    pub fn connected(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// The client heard from a broker: connected again, if it was not.
+    pub fn reached(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            tracing::info!(client = %self.client, "kafka: a broker answers again; the pipeline goes on");
+            self.metrics.connected.with_label_values(&[self.client.as_str()]).set(1);
+        }
     }
 }
 
@@ -74,6 +95,13 @@ impl ClientContext for Observed {
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(error, KafkaError::PartitionEOF(_)) {
             return; // the end of a partition is news, not an error
+        }
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
+            && self.up.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!(client = %self.client,
+                "kafka: every broker is down; the pipeline waits (not ready) and goes on when one answers");
+            self.metrics.connected.with_label_values(&[self.client.as_str()]).set(0);
         }
         use weir_core::metrics::events::InternalEvent;
         metrics::ClientError { metrics: &self.metrics, client: &self.client, error: &error, reason }.emit();
@@ -115,7 +143,8 @@ impl crate::Connector for Kafka {
     /// committed offsets.
     fn session(&self, cx: &crate::SessionContext<'_>) -> anyhow::Result<Box<dyn crate::Session>> {
         let spec = cx.spec;
-        let metrics: KafkaMetrics = cx.metrics.family();
+        let mut metrics: KafkaMetrics = cx.metrics.family();
+        metrics.health = Some(cx.metrics.health());
         let exactly_once = spec.checkpoint.as_ref().is_some_and(|c| c.exactly_once);
         let producer = match crate::sinks_of(spec, KINDS).next() {
             Some(s) if exactly_once => {

@@ -102,7 +102,12 @@ impl KafkaProducer {
 
     /// Waits until every queued message is acknowledged; fails if any was not.
     pub fn flush(&self) -> std::io::Result<()> {
+        let waiting = self.producer.in_flight_count() > 0;
         self.producer.flush(REQUEST_TIMEOUT).map_err(|e| std::io::Error::other(format!("kafka: flush: {e}")))?;
+        if waiting {
+            // Messages were delivered: a broker answered.
+            self.producer.context().observed.reached();
+        }
         match self.producer.context().failed.lock().expect("failed lock").take() {
             Some(e) => Err(std::io::Error::other(format!("kafka: a message was not delivered: {e}"))),
             None => Ok(()),
@@ -124,6 +129,7 @@ impl KafkaProducer {
         })();
         match result {
             Ok(()) => {
+                self.producer.context().observed.reached();
                 Transaction { metrics: &self.metrics, committed: true }.emit();
                 self.producer.begin_transaction()
             }

@@ -48,6 +48,26 @@ pub struct Metrics {
     durability: DurabilityMetrics,
     /// Families registered by upper crates ([`Families`]), one per type.
     families: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+    health: Health,
+}
+
+/// Conditions readiness depends on besides start-up (a Kafka client that
+/// reaches no broker): `/readyz` answers 503 naming each that fails.
+#[derive(Clone, Default)]
+pub struct Health(Arc<Mutex<std::collections::BTreeMap<String, Arc<std::sync::atomic::AtomicBool>>>>);
+
+impl Health {
+    /// The flag of condition `name`, healthy until its owner says otherwise.
+    pub fn check(&self, name: &str) -> Arc<std::sync::atomic::AtomicBool> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(name.to_string()).or_insert_with(|| Arc::new(std::sync::atomic::AtomicBool::new(true))).clone()
+    }
+
+    /// The conditions that fail now.
+    pub fn failing(&self) -> Vec<String> {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().filter(|(_, ok)| !ok.load(std::sync::atomic::Ordering::Relaxed)).map(|(n, _)| n.clone()).collect()
+    }
 }
 
 /// A set of metric families that a crate above this one owns (a
@@ -175,6 +195,7 @@ impl Metrics {
             up,
             registry,
             families: Arc::default(),
+            health: Health::default(),
         }
     }
 
@@ -186,6 +207,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// What readiness depends on besides start-up.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
