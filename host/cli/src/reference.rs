@@ -221,3 +221,31 @@ fn every_dead_letter_reason_is_documented() {
         );
     }
 }
+
+/// docs/limits.md names only keys the config types have (docs/config.md is
+/// generated from them), so the list of bounds cannot drift from the code.
+#[test]
+fn every_key_on_the_limits_page_is_a_config_key() {
+    let limits = std::fs::read_to_string(repo().join("docs/limits.md")).unwrap();
+    let config = std::fs::read_to_string(repo().join("docs/config.md")).unwrap();
+    let mut checked = 0;
+    for row in limits.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| What") && !l.starts_with("|---")) {
+        let keys = row.split(" | ").nth(1).unwrap_or_default();
+        let keys = keys.split(" (kind").next().unwrap_or_default();
+        for quoted in keys.split('`').skip(1).step_by(2) {
+            // "[server] max_connections", "limits.state_bytes", "max_body" ...
+            let key = quoted.rsplit(' ').next().unwrap_or(quoted);
+            if !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+                || key.is_empty()
+            {
+                continue; // a query's window or a request body, not a key
+            }
+            assert!(
+                config.contains(&format!("| `{key}` |")),
+                "docs/limits.md names `{key}`, which docs/config.md does not list"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} keys found on the limits page");
+}

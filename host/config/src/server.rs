@@ -25,6 +25,8 @@ pub struct HttpLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    /// Denied admin requests the audit log writes: per second, at once.
+    pub audit_denials: (u32, u32),
 }
 
 impl Default for HttpLimits {
@@ -33,6 +35,7 @@ impl Default for HttpLimits {
             max_connections: 512,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            audit_denials: (1, 20),
         }
     }
 }
@@ -155,6 +158,10 @@ fn http_limits(s: &ServerSection, at: &Locator) -> Result<HttpLimits, ConfigErro
         max_connections: s.max_connections.unwrap_or(d.max_connections),
         header_timeout: s.header_timeout.unwrap_or(d.header_timeout),
         body_timeout: s.body_timeout.unwrap_or(d.body_timeout),
+        audit_denials: (
+            s.audit_denials_per_second.unwrap_or(d.audit_denials.0),
+            s.audit_denials_burst.unwrap_or(d.audit_denials.1),
+        ),
     };
     if !(1..=1_000_000).contains(&limits.max_connections) {
         return Err(at.error(None, "server.max_connections", "must be between 1 and 1000000"));

@@ -168,6 +168,11 @@ pub struct ServerSection {
     /// past it the request gets 408.
     #[serde(default, with = "humantime_serde::option")]
     pub body_timeout: Option<Duration>,
+    /// Refused admin requests written to the audit log per second,
+    /// sustained (default 1); all are counted, the rest not written.
+    pub audit_denials_per_second: Option<u32>,
+    /// Refused admin requests written at once before that rate applies (default 20).
+    pub audit_denials_burst: Option<u32>,
 }
 
 /// `[server.tls]`: PEM files for HTTPS (rustls).
@@ -299,6 +304,14 @@ pub struct Limits {
     /// shard (default 1000000); past it, as `state_bytes`.
     #[serde(default = "default_state_keys")]
     pub state_keys: u64,
+    /// Lines per second the plugin may log, sustained, per stream (stdout,
+    /// stderr, the `log` import) and instance (default 20); more are
+    /// dropped and counted.
+    #[serde(default = "default_log_rate")]
+    pub log_lines_per_second: u32,
+    /// Lines it may log at once before `log_lines_per_second` applies (default 100).
+    #[serde(default = "default_log_burst")]
+    pub log_burst: u32,
 }
 
 impl Default for Limits {
@@ -310,12 +323,22 @@ impl Default for Limits {
             max_output_bytes: default_output_bytes(),
             state_bytes: default_state_bytes(),
             state_keys: default_state_keys(),
+            log_lines_per_second: default_log_rate(),
+            log_burst: default_log_burst(),
         }
     }
 }
 
 fn default_state_bytes() -> bytesize::ByteSize {
     bytesize::ByteSize::mib(64)
+}
+
+fn default_log_rate() -> u32 {
+    20
+}
+
+fn default_log_burst() -> u32 {
+    100
 }
 
 fn default_state_keys() -> u64 {

@@ -26,8 +26,8 @@ pub struct HostApi {
 }
 
 impl HostApi {
-    pub fn new(step: String, metrics: PluginApiMetrics) -> Self {
-        let lines = super::stdio::LineLimiter::new(metrics.sandbox.log.clone());
+    pub fn new(step: String, metrics: PluginApiMetrics, limits: &weir_config::Limits) -> Self {
+        let lines = super::stdio::LineLimiter::new(metrics.sandbox.log.clone(), limits);
         HostApi { step, metrics, counters: HashMap::new(), gauges: HashMap::new(), warned_names: false, lines }
     }
 

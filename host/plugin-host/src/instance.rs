@@ -152,8 +152,9 @@ impl PluginInstance {
         let step: Arc<str> = s.step.as_str().into();
         let sandbox = &s.metrics.sandbox;
         let mut b = WasiCtx::builder();
-        b.stdout(CapturedOutput::new(step.clone(), "stdout", sandbox.stdout.clone()));
-        b.stderr(CapturedOutput::new(step.clone(), "stderr", sandbox.stderr.clone()));
+        let limits = &self.settings.limits;
+        b.stdout(CapturedOutput::new(step.clone(), "stdout", sandbox.stdout.clone(), limits));
+        b.stderr(CapturedOutput::new(step.clone(), "stderr", sandbox.stderr.clone(), limits));
         // Sockets: the linker refuses to create any (see `deny_sockets`),
         // and no address would pass the default check either.
         if let Some(dir) = &s.grants.read_dir {
@@ -177,7 +178,11 @@ impl PluginInstance {
             wasi: self.wasi()?,
             table: ResourceTable::new(),
             limiter: MemoryCap { cap: self.settings.limits.memory.as_u64() as usize, used: 0, hit: false },
-            api: HostApi::new(self.settings.step.clone(), self.settings.metrics.clone_for_instance()),
+            api: HostApi::new(
+                self.settings.step.clone(),
+                self.settings.metrics.clone_for_instance(),
+                &self.settings.limits,
+            ),
             models: ModelSessions::new(&self.settings.step, &self.settings.models),
             state: super::state::StateCall::new(self.settings.state.clone()),
         };

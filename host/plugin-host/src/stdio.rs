@@ -2,8 +2,9 @@
 //! step's name, and rate-limited so that a chatty or hostile plugin cannot
 //! flood the host's log. Nothing a plugin prints reaches Weir's own stdout
 //! (which may be a sink). The same rules hold for the `log` import
-//! ([`LineLimiter`], [`clean`]): at most 20 lines a second after a burst of
-//! 100, per stream and instance; lines cut at 2,048 bytes; control
+//! ([`LineLimiter`], [`clean`]): at most `limits.log_lines_per_second` (20)
+//! after a burst of `limits.log_burst` (100), per stream and instance;
+//! lines cut at 2,048 bytes; control
 //! characters (a newline that would start a forged host line, terminal
 //! escapes) written as `\u{..}`.
 
@@ -15,10 +16,6 @@ use std::time::Instant;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
-/// Lines a plugin may log per second, sustained, per stream.
-const LINES_PER_SECOND: f64 = 20.0;
-/// Lines a plugin may log at once before the rate applies.
-const BURST: f64 = 100.0;
 /// Longest line kept; the rest of a longer line is cut.
 const MAX_LINE: usize = 2048;
 
@@ -37,8 +34,11 @@ struct Lines {
     limit: LineLimiter,
 }
 
-/// The rate limit of one stream of plugin log lines.
+/// The rate limit of one stream of plugin log lines (`limits.log_burst`
+/// lines at once, then `limits.log_lines_per_second`).
 pub struct LineLimiter {
+    rate: f64,
+    burst: f64,
     tokens: f64,
     refilled: Instant,
     /// Lines dropped since the last one logged, reported with the next.
@@ -47,15 +47,16 @@ pub struct LineLimiter {
 }
 
 impl LineLimiter {
-    pub fn new(metrics: StdioMetrics) -> Self {
-        LineLimiter { tokens: BURST, refilled: Instant::now(), suppressed: 0, metrics }
+    pub fn new(metrics: StdioMetrics, limits: &weir_config::Limits) -> Self {
+        let (rate, burst) = (f64::from(limits.log_lines_per_second), f64::from(limits.log_burst));
+        LineLimiter { rate, burst, tokens: burst, refilled: Instant::now(), suppressed: 0, metrics }
     }
 
     /// Counts a line; `Some(lines dropped before it)` when it may be logged.
     pub fn admit(&mut self) -> Option<u64> {
         self.metrics.lines.inc();
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * LINES_PER_SECOND).min(BURST);
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * self.rate).min(self.burst);
         self.refilled = now;
         if self.tokens < 1.0 {
             self.suppressed += 1;
@@ -87,8 +88,8 @@ pub fn clean(line: &str) -> String {
 }
 
 impl CapturedOutput {
-    pub fn new(step: Arc<str>, stream: &'static str, metrics: StdioMetrics) -> Self {
-        let lines = Lines { step, stream, partial: Vec::new(), limit: LineLimiter::new(metrics) };
+    pub fn new(step: Arc<str>, stream: &'static str, metrics: StdioMetrics, limits: &weir_config::Limits) -> Self {
+        let lines = Lines { step, stream, partial: Vec::new(), limit: LineLimiter::new(metrics, limits) };
         CapturedOutput { inner: Arc::new(Mutex::new(lines)) }
     }
 
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn lines_are_split_joined_and_rate_limited() {
         let m = metrics();
-        let out = CapturedOutput::new("s".into(), "stdout", m.clone());
+        let out = CapturedOutput::new("s".into(), "stdout", m.clone(), &weir_config::Limits::default());
         out.take(b"one\ntw");
         out.take(b"o\nthree");
         assert_eq!(m.lines.get(), 2, "a line is logged when its newline arrives");

@@ -155,19 +155,17 @@ pub fn action_of(path: &str) -> &'static str {
 /// with its result; when the first line cannot be written the action is
 /// refused (fail closed). Denied requests, which anyone can send, are
 /// counted in full (`weir_audit_events_total{result="denied"}`) but written
-/// as a sample: a burst of [`DENIAL_BURST`] lines, then one a second, each
+/// as a sample: a burst of `audit_denials_burst` lines (20), then
+/// `audit_denials_per_second` (1), each
 /// saying how many denials went unwritten before it (`suppressed`), so a
 /// flood cannot fill the disk or slow the server with fsyncs.
 pub struct Audit {
     file: Mutex<std::fs::File>,
     events: IntCounterVec,
     denials: Mutex<Denials>,
+    /// Denial lines per second, sustained, and at once.
+    rate: (f64, f64),
 }
-
-/// Denial lines written at once before the rate applies.
-pub const DENIAL_BURST: f64 = 20.0;
-/// Denial lines written per second, sustained.
-const DENIALS_PER_SECOND: f64 = 1.0;
 /// Longest target (request path) written; a longer one is cut.
 const MAX_TARGET: usize = 256;
 
@@ -191,7 +189,8 @@ struct Line<'a> {
 }
 
 impl Audit {
-    pub fn open(path: &Path, events: IntCounterVec) -> std::io::Result<Audit> {
+    /// `denials`: (per second, at once) of refused requests written.
+    pub fn open(path: &Path, events: IntCounterVec, denials: (u32, u32)) -> std::io::Result<Audit> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -200,8 +199,9 @@ impl Audit {
             .append(true)
             .open(path)
             .map_err(|e| std::io::Error::new(e.kind(), format!("audit log `{}`: {e}", path.display())))?;
-        let denials = Denials { tokens: DENIAL_BURST, refilled: std::time::Instant::now(), suppressed: 0 };
-        Ok(Audit { file: Mutex::new(file), events, denials: Mutex::new(denials) })
+        let rate = (f64::from(denials.0), f64::from(denials.1));
+        let denials = Denials { tokens: rate.1, refilled: std::time::Instant::now(), suppressed: 0 };
+        Ok(Audit { file: Mutex::new(file), events, denials: Mutex::new(denials), rate })
     }
 
     /// Appends one line, written and synced before the answer goes out.
@@ -223,7 +223,7 @@ impl Audit {
         let suppressed = {
             let mut d = self.denials.lock().unwrap_or_else(|e| e.into_inner());
             let now = std::time::Instant::now();
-            d.tokens = (d.tokens + now.duration_since(d.refilled).as_secs_f64() * DENIALS_PER_SECOND).min(DENIAL_BURST);
+            d.tokens = (d.tokens + now.duration_since(d.refilled).as_secs_f64() * self.rate.0).min(self.rate.1);
             d.refilled = now;
             if d.tokens < 1.0 {
                 d.suppressed += 1;

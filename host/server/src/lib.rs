@@ -117,7 +117,7 @@ impl Server {
         }
         limits::reserve_descriptors(sec.limits.max_connections)?;
         let audit = match &sec.audit_log {
-            Some(path) => Some(Arc::new(Audit::open(path, parts.metrics.audit_events())?)),
+            Some(path) => Some(Arc::new(Audit::open(path, parts.metrics.audit_events(), sec.limits.audit_denials)?)),
             None => None,
         };
         let tls = match &sec.tls {
