@@ -263,7 +263,10 @@ impl StepControl {
             versions.splice(0..0, earlier);
         }
         *lock(&self.store) = Some(store);
-        self.persist();
+        // A step never deployed to leaves nothing to record.
+        if record.is_some() {
+            self.persist();
+        }
     }
 
     /// Writes the running version and the history to the store, if any.

@@ -48,10 +48,9 @@ pub struct Kept {
 const RECORD: &str = "versions.json";
 
 impl VersionStore {
-    /// The store in `dir` (created if missing).
+    /// The store in `dir`, created with the first version kept (a pipeline
+    /// that never deploys leaves no trace).
     pub fn open(dir: &Path) -> std::io::Result<VersionStore> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create `{}`: {e}", dir.display())))?;
         Ok(VersionStore { dir: dir.to_path_buf(), writing: Mutex::new(()) })
     }
 
@@ -94,6 +93,10 @@ impl VersionStore {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create `{}`: {e}", dir.display())))?;
+    }
     let aside = path.with_extension("part");
     let mut f = std::fs::File::create(&aside)?;
     f.write_all(bytes)?;
