@@ -285,6 +285,12 @@ fn slow_clients_are_cut_off_after_the_timeouts() {
     let got = read_all(&mut idle);
     assert!(started.elapsed() < Duration::from_secs(25), "closed by the server, not by our read timeout");
     assert!(!got.contains("200 OK"), "{got}");
+    // A connection that never sends a byte (hyper's own timer starts only
+    // with a request line): closed too.
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    assert!(read_all(&mut silent).is_empty());
+    assert!(started.elapsed() < Duration::from_secs(25), "closed by the server, not by our read timeout");
     // A body announced as 100 bytes, 10 sent: 408.
     let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
     slow.write_all(b"POST /api/v1/ingest/vitals HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{\"n\": 1, ")

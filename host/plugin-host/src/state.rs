@@ -78,6 +78,15 @@ impl KeyedState {
     fn replace(&self, values: StateMap) {
         let mut held = self.values.lock().expect("state lock");
         let bytes: u64 = values.iter().map(|((k, n), v)| cost(k, n, v)).sum();
+        if bytes > self.quota.bytes || values.len() as u64 > self.quota.keys {
+            tracing::warn!(
+                bytes,
+                entries = values.len(),
+                quota_bytes = self.quota.bytes,
+                quota_keys = self.quota.keys,
+                "keyed state restored over its quota (fewer shards, or a lower limit): puts that grow it fail until deletes bring it under"
+            );
+        }
         self.account(bytes as i64 - self.bytes.load(Ordering::Relaxed) as i64, values.len() as i64 - held.len() as i64);
         *held = values;
     }

@@ -151,20 +151,29 @@ async fn admin_action(
             format!("the audit log cannot be written ({e}); admin actions are refused until it can"),
         );
     }
-    let result = match tokio::task::spawn_blocking(run).await {
+    // The outcome is written where the action runs, so that a client that
+    // hangs up meanwhile cannot leave an action without its line.
+    let (audit, who, act, what) = (s.audit.clone(), caller.0.clone(), action.to_string(), target.to_string());
+    let result = match tokio::task::spawn_blocking(move || {
+        let result = run();
+        if let Some(audit) = &audit {
+            let (digest, outcome) = match &result {
+                Ok(v) => (Some(v.digest.as_str()), "ok"),
+                Err(DeployError::Rejected(_)) => (None, "rejected"),
+                Err(_) => (None, "failed"),
+            };
+            if let Err(e) = audit.record(&who, &act, &what, digest, outcome) {
+                tracing::error!(error = %e, action = %act, target = %what, outcome,
+                    "the audit log cannot be written after an admin action");
+            }
+        }
+        result
+    })
+    .await
+    {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    if let Some(audit) = &s.audit {
-        let (digest, outcome) = match &result {
-            Ok(v) => (Some(v.digest.as_str()), "ok"),
-            Err(DeployError::Rejected(_)) => (None, "rejected"),
-            Err(_) => (None, "failed"),
-        };
-        if let Err(e) = audit.record(&caller.0, action, target, digest, outcome) {
-            tracing::error!(error = %e, action, target, outcome, "the audit log cannot be written after an admin action");
-        }
-    }
     answer(result, ok)
 }
 

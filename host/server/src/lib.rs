@@ -148,7 +148,7 @@ impl Server {
             audit,
         });
         let limits = parts_limits;
-        let limit = limits::Limit::new(limits.max_connections, http_metrics);
+        let limit = limits::Limit::new(limits.max_connections, limits.header_timeout, http_metrics);
         let handle = axum_server::Handle::new();
         let serve_handle = handle.clone();
         let scheme = if tls.is_some() { "https" } else { "http" };

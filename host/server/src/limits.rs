@@ -4,7 +4,8 @@
 //!
 //! Connections are counted as they are accepted. At the limit, a new
 //! connection does not wait and is not refused: the connection that has
-//! been quiet longest (no byte read or written) is closed instead. Idle and
+//! been quiet longest (no byte read or written) is closed instead, idle
+//! ones (no request in flight) before any with a request being served. Idle and
 //! slow clients are the quiet ones, so a flood of them cannot keep a health
 //! check or an ingest request out, and the process never runs out of file
 //! descriptors (the limit is checked against the descriptor limit at start).
@@ -118,6 +119,9 @@ struct Slots {
 struct Conn {
     /// When a byte last moved, milliseconds since the server started.
     last: AtomicU64,
+    /// Between the first byte of a request read and its answer written:
+    /// a request is in flight, so the connection is closed last.
+    busy: AtomicBool,
     evicted: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
@@ -136,11 +140,16 @@ impl Slots {
 #[derive(Clone)]
 pub struct Limit {
     slots: Arc<Slots>,
+    /// Longest a new connection may stay silent (`header_timeout`): before
+    /// hyper reads a request line (while it tells HTTP/1 from HTTP/2) its
+    /// own header timeout has not started.
+    first_byte: Duration,
 }
 
 impl Limit {
-    pub fn new(max: usize, metrics: HttpMetrics) -> Self {
+    pub fn new(max: usize, first_byte: Duration, metrics: HttpMetrics) -> Self {
         Limit {
+            first_byte,
             slots: Arc::new(Slots {
                 max,
                 started: Instant::now(),
@@ -153,12 +162,21 @@ impl Limit {
 
     fn track<T>(&self, inner: T) -> Tracked<T> {
         let s = &self.slots;
-        let conn =
-            Arc::new(Conn { last: AtomicU64::new(s.now()), evicted: AtomicBool::new(false), waker: Mutex::default() });
+        let conn = Arc::new(Conn {
+            last: AtomicU64::new(s.now()),
+            busy: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            waker: Mutex::default(),
+        });
         let id = s.next.fetch_add(1, Ordering::Relaxed);
         let mut open = s.lock();
         while open.len() >= s.max {
-            let quietest = open.iter().min_by_key(|(id, c)| (c.last.load(Ordering::Relaxed), **id)).map(|(id, _)| *id);
+            // Idle connections (never sent a byte, or waiting between
+            // requests) go first, then those with a request in flight.
+            let quietest = open
+                .iter()
+                .min_by_key(|(id, c)| (c.busy.load(Ordering::Relaxed), c.last.load(Ordering::Relaxed), **id))
+                .map(|(id, _)| *id);
             let Some(victim) = quietest.and_then(|id| open.remove(&id)) else { break };
             victim.evicted.store(true, Ordering::Release);
             if let Some(w) = victim.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -169,7 +187,8 @@ impl Limit {
         open.insert(id, conn.clone());
         s.metrics.connections.set(open.len() as i64);
         drop(open);
-        Tracked { inner, conn, id, slots: self.slots.clone() }
+        let first_byte = Some(Box::pin(tokio::time::sleep(self.first_byte)));
+        Tracked { inner, conn, id, slots: self.slots.clone(), first_byte }
     }
 }
 
@@ -189,6 +208,8 @@ pub struct Tracked<T> {
     conn: Arc<Conn>,
     id: u64,
     slots: Arc<Slots>,
+    /// Runs out if no byte arrives in time; gone after the first.
+    first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> Tracked<T> {
@@ -206,8 +227,10 @@ impl<T> Tracked<T> {
         Ok(())
     }
 
-    fn moved(&self) {
+    /// A byte moved: read (`true`, a request is coming in) or written (an answer).
+    fn moved(&self, read: bool) {
         self.conn.last.store(self.slots.now(), Ordering::Relaxed);
+        self.conn.busy.store(read, Ordering::Relaxed);
     }
 }
 
@@ -225,7 +248,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let got = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(got, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.moved();
+            self.first_byte = None;
+            self.moved(true);
+        } else if got.is_pending()
+            && let Some(deadline) = &mut self.first_byte
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request within server.header_timeout",
+            )));
         }
         got
     }
@@ -236,7 +268,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         self.check(cx)?;
         let put = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(put, Poll::Ready(Ok(n)) if n > 0) {
-            self.moved();
+            self.moved(false);
         }
         put
     }

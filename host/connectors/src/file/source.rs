@@ -57,28 +57,37 @@ impl FileSource {
         self
     }
 
-    /// Reads the next line (with its newline) onto `buf`, but never more
-    /// than `limit` bytes of it: the rest of a longer line is consumed
-    /// unread. Returns (bytes consumed, whether the line fit).
+    /// Reads the next line (with its line break) onto `buf`, but never more
+    /// than `limit` bytes of it besides the break: the rest of a longer
+    /// line is consumed unread. Returns (bytes consumed, whether the line
+    /// fit).
     fn read_line(&mut self, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<(usize, bool)> {
         let (mut consumed, mut kept) = (0, 0);
+        // Room for the line, "\r\n", and one byte more to see it is longer.
+        let room_for = limit + 3;
+        let fits = |kept: usize, line: &[u8]| {
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            kept < room_for && body.len() <= limit
+        };
+        let start = buf.len();
         loop {
             let available = self.reader.fill_buf()?;
             if available.is_empty() {
-                return Ok((consumed, kept <= limit));
+                return Ok((consumed, fits(kept, &buf[start..])));
             }
             let (chunk, done) = match memchr::memchr(b'\n', available) {
                 Some(i) => (&available[..=i], true),
                 None => (available, false),
             };
             let n = chunk.len();
-            let room = (limit + 1).saturating_sub(kept).min(n);
+            let room = room_for.saturating_sub(kept).min(n);
             buf.extend_from_slice(&chunk[..room]);
             kept += room;
             self.reader.consume(n);
             consumed += n;
             if done {
-                return Ok((consumed, kept <= limit));
+                return Ok((consumed, fits(kept, &buf[start..])));
             }
         }
     }

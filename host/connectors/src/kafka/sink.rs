@@ -153,6 +153,8 @@ pub struct KafkaSink {
     cells: Vec<Cell>,
     escaped: Vec<String>,
     scratch: Vec<u8>,
+    /// When the brokers were last asked whether they are back.
+    probed: std::time::Instant,
 }
 
 impl KafkaSink {
@@ -169,6 +171,7 @@ impl KafkaSink {
             metadata,
             cells: Vec::new(),
             escaped: Vec::new(),
+            probed: std::time::Instant::now(),
             scratch: Vec::new(),
         }
     }
@@ -232,5 +235,18 @@ impl Sink for KafkaSink {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.producer.flush()
+    }
+
+    /// While every broker is down, asks once a second whether one is back:
+    /// an idle sink would otherwise never hear, and stay not ready.
+    fn tick(&mut self, now: std::time::Instant) -> std::io::Result<()> {
+        let observed = &self.producer.producer.context().observed;
+        if !observed.connected() && now.duration_since(self.probed) >= Duration::from_secs(1) {
+            self.probed = now;
+            if self.producer.producer.client().fetch_metadata(None, Duration::from_millis(200)).is_ok() {
+                observed.reached();
+            }
+        }
+        Ok(())
     }
 }

@@ -172,7 +172,15 @@ pub fn without_values(text: &str) -> String {
         let quote = rest[i..].chars().next().expect("found");
         out.push_str(&rest[..=i]);
         let after = &rest[i + 1..];
-        match after.find(quote) {
+        // The closing quote, past backslash escapes (serde_json shows a
+        // string the way Rust's Debug does: `"a\"b"`).
+        let mut escaped = false;
+        let close = after.char_indices().find_map(|(j, c)| {
+            let end = !escaped && c == quote;
+            escaped = !escaped && c == '\\';
+            end.then_some(j)
+        });
+        match close {
             // serde_json's syntax errors quote the token they expected.
             Some(1) if after.as_bytes()[0].is_ascii_punctuation() => {
                 out.push_str(&after[..2]);
@@ -669,6 +677,11 @@ mod tests {
             r#"invalid type: string "…", expected `…` at column 3"#
         );
         assert_eq!(without_values("expected `,` or `}` at column 9"), "expected `,` or `}` at column 9");
+        assert_eq!(
+            without_values(r#"invalid type: string "x\"4111111111111111", expected a map"#),
+            r#"invalid type: string "…", expected a map"#
+        );
+        assert_eq!(without_values(r#"string "a\\" then "b""#), r#"string "…" then "…""#);
         let e = decode(br#"{"EventTime":1,"PatientId":null}"#, &plan()).unwrap_err();
         assert_eq!(e.to_string(), "field `PatientId`: expected a string or a number, found null");
     }

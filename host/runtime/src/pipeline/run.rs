@@ -101,8 +101,8 @@ pub struct Prepared {
     watermark: Option<Watermark>,
     columns: Option<Arc<[String]>>,
     sinks: Vec<super::worker::SinkSlot>,
-    /// What each sink did with the output it found (file sinks' `mode`).
-    sink_notes: Vec<(String, String)>,
+    /// How each sink's output begins (file sinks' `mode`).
+    sink_starts: Vec<RunStart>,
     opened: Vec<(String, Box<dyn Source>)>,
     running_flag: Arc<AtomicBool>,
     parts: ServerParts,
@@ -222,21 +222,20 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     let from_beginning = opened.iter().all(|(_, s)| {
         matches!(s.position(), Some(Position::File { offset: 0, .. } | Position::Sequence { next: 0, .. }))
     });
-    let mut sink_notes = Vec::new();
-    for slot in &mut sinks {
-        let start = if resumed.contains(&slot.name) || durable.resumed() {
-            RunStart::Resumed
-        } else if from_beginning {
-            RunStart::FromBeginning
-        } else {
-            RunStart::Continuing
-        };
-        let note = slot.sink.begin(start).with_context(|| format!("cannot open sink `{}`", slot.name))?;
-        if let Some(note) = note {
-            tracing::info!(sink = %slot.name, "{note}");
-            sink_notes.push((slot.name.clone(), note));
-        }
-    }
+    // Applied when the run starts (after the server is up): a start that
+    // fails before then leaves every output as it was.
+    let sink_starts = sinks
+        .iter()
+        .map(|slot| {
+            if resumed.contains(&slot.name) || durable.resumed() {
+                RunStart::Resumed
+            } else if from_beginning {
+                RunStart::FromBeginning
+            } else {
+                RunStart::Continuing
+            }
+        })
+        .collect();
     let listen = opts.listen.clone().or(spec.listen.clone());
     if listen.is_none()
         && let Some(name) = ingest.keys().next()
@@ -264,7 +263,7 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
         watermark,
         columns,
         sinks,
-        sink_notes,
+        sink_starts,
         opened,
         running_flag,
         parts,
@@ -295,12 +294,20 @@ impl Prepared {
             sharding,
             watermark,
             columns,
-            sinks,
-            sink_notes,
+            mut sinks,
+            sink_starts,
             opened,
             running_flag,
             parts,
         } = self;
+        let mut sink_notes = Vec::new();
+        for (slot, start) in sinks.iter_mut().zip(sink_starts) {
+            let note = slot.sink.begin(start).with_context(|| format!("cannot open sink `{}`", slot.name))?;
+            if let Some(note) = note {
+                tracing::info!(sink = %slot.name, "{note}");
+                sink_notes.push((slot.name.clone(), note));
+            }
+        }
         let deployments = parts.deployments.clone();
         let watcher = match &spec.deploy_watch {
             Some(dir) => Some(
@@ -534,7 +541,23 @@ fn build_steps(
                             "the version deployed before the restart is gone; the pipeline file's version runs");
                     }
                 }
-                let (instance, settings) = start_plugin(engine, &s.name, &runs, metrics, models, key_field)?;
+                let started = start_plugin(engine, &s.name, &runs, metrics, models, key_field);
+                let (instance, settings) = match started {
+                    // The kept version must be the one recorded, and start;
+                    // else the pipeline file's version runs.
+                    Ok((i, _)) if restored && recorded.is_some_and(|(_, r)| r.active != i.digest()) => {
+                        tracing::warn!(step = %s.name, "the kept version's file does not match its digest; the pipeline file's version runs");
+                        restored = false;
+                        start_plugin(engine, &s.name, p, metrics, models, key_field)?
+                    }
+                    Err(e) if restored => {
+                        tracing::warn!(step = %s.name, error = %format!("{e:#}"),
+                            "the version deployed before the restart does not start; the pipeline file's version runs");
+                        restored = false;
+                        start_plugin(engine, &s.name, p, metrics, models, key_field)?
+                    }
+                    other => other?,
+                };
                 let fallback = match &p.circuit.fallback {
                     Some((path, config)) => {
                         let spec = PluginSpec { plugin: path.clone(), config: config.clone(), ..p.clone() };

@@ -252,21 +252,23 @@ impl SinkStage {
         let mut open = vec![true; shards.len()];
         let mut arrived = 0;
         let mut states = BTreeMap::new();
+        let mut ticked = std::time::Instant::now();
         while open.iter().any(|o| *o) {
             let mut select = Select::new();
             let live: Vec<usize> = (0..shards.len()).filter(|i| open[*i]).collect();
             for &i in &live {
                 select.recv(&shards[i]);
             }
-            // While nothing arrives, sinks still write out what has waited
-            // longer than their flush interval.
-            let Ok(op) = select.select_timeout(SINK_TICK) else {
-                let now = std::time::Instant::now();
+            // Every sink writes out what has waited longer than its flush
+            // interval, whether events arrive (for other sinks) or not.
+            let now = std::time::Instant::now();
+            if now.duration_since(ticked) >= SINK_TICK {
+                ticked = now;
                 for slot in &mut self.sinks {
                     slot.sink.tick(now)?;
                 }
-                continue;
-            };
+            }
+            let Ok(op) = select.select_timeout(SINK_TICK) else { continue };
             let i = live[op.index()];
             let msg = match op.recv(&shards[i]) {
                 Ok(msg) => msg,
