@@ -7,7 +7,9 @@
 //! It runs on its own small tokio runtime, apart from the data path.
 //!
 //! Plain HTTP is served only on loopback unless `allow_plaintext` says
-//! otherwise, and a server without tokens only on loopback.
+//! otherwise, and a server without tokens only on loopback (and only to
+//! loopback `Host` names and origins). What one client can hold —
+//! connections, header and body time — is bounded in [`limits`].
 
 mod admin;
 mod auth;
