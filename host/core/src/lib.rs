@@ -17,6 +17,7 @@
 //!   [`metrics::Family`].
 //! - [`error`]: one error type with a domain and a retry hint.
 //! - [`keys`]: key groups, the unit state is split and moved by across shards.
+//! - [`rate`]: the token bucket that bounds log lines and audit samples.
 
 pub mod checkpoint;
 pub mod dead_letter;
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod position;
+pub mod rate;
 pub mod sink;
 pub mod source;
 pub mod step;

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
@@ -37,34 +36,25 @@ struct Lines {
 /// The rate limit of one stream of plugin log lines (`limits.log_burst`
 /// lines at once, then `limits.log_lines_per_second`).
 pub struct LineLimiter {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    refilled: Instant,
-    /// Lines dropped since the last one logged, reported with the next.
-    suppressed: u64,
+    bucket: weir_core::rate::TokenBucket,
     metrics: StdioMetrics,
 }
 
 impl LineLimiter {
     pub fn new(metrics: StdioMetrics, limits: &weir_config::Limits) -> Self {
-        let (rate, burst) = (f64::from(limits.log_lines_per_second), f64::from(limits.log_burst));
-        LineLimiter { rate, burst, tokens: burst, refilled: Instant::now(), suppressed: 0, metrics }
+        let bucket =
+            weir_core::rate::TokenBucket::new(f64::from(limits.log_lines_per_second), f64::from(limits.log_burst));
+        LineLimiter { bucket, metrics }
     }
 
     /// Counts a line; `Some(lines dropped before it)` when it may be logged.
     pub fn admit(&mut self) -> Option<u64> {
         self.metrics.lines.inc();
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * self.rate).min(self.burst);
-        self.refilled = now;
-        if self.tokens < 1.0 {
-            self.suppressed += 1;
+        let admitted = self.bucket.admit();
+        if admitted.is_none() {
             self.metrics.dropped.inc();
-            return None;
         }
-        self.tokens -= 1.0;
-        Some(std::mem::take(&mut self.suppressed))
+        admitted
     }
 }
 

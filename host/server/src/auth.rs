@@ -162,18 +162,11 @@ pub fn action_of(path: &str) -> &'static str {
 pub struct Audit {
     file: Mutex<std::fs::File>,
     events: IntCounterVec,
-    denials: Mutex<Denials>,
-    /// Denial lines per second, sustained, and at once.
-    rate: (f64, f64),
+    /// Which denials are written.
+    denials: Mutex<weir_core::rate::TokenBucket>,
 }
 /// Longest target (request path) written; a longer one is cut.
 const MAX_TARGET: usize = 256;
-
-struct Denials {
-    tokens: f64,
-    refilled: std::time::Instant,
-    suppressed: u64,
-}
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -199,9 +192,8 @@ impl Audit {
             .append(true)
             .open(path)
             .map_err(|e| std::io::Error::new(e.kind(), format!("audit log `{}`: {e}", path.display())))?;
-        let rate = (f64::from(denials.0), f64::from(denials.1));
-        let denials = Denials { tokens: rate.1, refilled: std::time::Instant::now(), suppressed: 0 };
-        Ok(Audit { file: Mutex::new(file), events, denials: Mutex::new(denials), rate })
+        let denials = weir_core::rate::TokenBucket::new(f64::from(denials.0), f64::from(denials.1));
+        Ok(Audit { file: Mutex::new(file), events, denials: Mutex::new(denials) })
     }
 
     /// Appends one line, written and synced before the answer goes out.
@@ -220,18 +212,8 @@ impl Audit {
     /// A denied admin request: counted; written if the sample allows.
     pub fn denied(&self, token: &str, action: &str, target: &str) {
         self.events.with_label_values(&[action, "denied"]).inc();
-        let suppressed = {
-            let mut d = self.denials.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            d.tokens = (d.tokens + now.duration_since(d.refilled).as_secs_f64() * self.rate.0).min(self.rate.1);
-            d.refilled = now;
-            if d.tokens < 1.0 {
-                d.suppressed += 1;
-                return;
-            }
-            d.tokens -= 1.0;
-            std::mem::take(&mut d.suppressed)
-        };
+        let admitted = self.denials.lock().unwrap_or_else(|e| e.into_inner()).admit();
+        let Some(suppressed) = admitted else { return };
         if let Err(e) = self.write(token, action, target, None, "denied", (suppressed > 0).then_some(suppressed)) {
             tracing::error!(error = %e, "cannot write the audit log");
         }
