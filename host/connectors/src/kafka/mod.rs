@@ -51,7 +51,12 @@ pub struct Observed {
     pub(crate) metrics: KafkaMetrics,
     /// Readiness' view of this client: false while every broker is down.
     up: Arc<AtomicBool>,
+    /// When the brokers were last asked whether they are back.
+    probed: std::sync::Mutex<std::time::Instant>,
 }
+
+/// How often a client whose brokers are all down asks whether they are back.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl Observed {
     pub fn new(client: String, metrics: KafkaMetrics) -> Self {
@@ -60,12 +65,32 @@ impl Observed {
             .as_ref()
             .map_or_else(|| Arc::new(AtomicBool::new(true)), |h| h.check(&format!("kafka {client}")));
         metrics.connected.with_label_values(&[client.as_str()]).set(1);
-        Observed { client, metrics, up }
+        Observed { client, metrics, up, probed: std::sync::Mutex::new(std::time::Instant::now()) }
     }
 
     /// Whether the client reaches a broker (as far as it last heard).
     pub fn connected(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// While every broker is down, at most once per [`PROBE_EVERY`]: asks
+    /// `fetch` (a metadata request) whether one is back. A client that
+    /// sends and receives nothing (a quiet topic, an idle sink) would
+    /// otherwise never hear, and stay not ready.
+    pub fn probe<E>(&self, fetch: impl FnOnce(Duration) -> Result<(), E>) {
+        if self.connected() {
+            return;
+        }
+        {
+            let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
+            if probed.elapsed() < PROBE_EVERY {
+                return;
+            }
+            *probed = std::time::Instant::now();
+        }
+        if fetch(Duration::from_millis(200)).is_ok() {
+            self.reached();
+        }
     }
 
     /// The client heard from a broker: connected again, if it was not.

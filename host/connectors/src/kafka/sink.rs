@@ -153,8 +153,6 @@ pub struct KafkaSink {
     cells: Vec<Cell>,
     escaped: Vec<String>,
     scratch: Vec<u8>,
-    /// When the brokers were last asked whether they are back.
-    probed: std::time::Instant,
 }
 
 impl KafkaSink {
@@ -171,7 +169,6 @@ impl KafkaSink {
             metadata,
             cells: Vec::new(),
             escaped: Vec::new(),
-            probed: std::time::Instant::now(),
             scratch: Vec::new(),
         }
     }
@@ -237,16 +234,10 @@ impl Sink for KafkaSink {
         self.producer.flush()
     }
 
-    /// While every broker is down, asks once a second whether one is back:
-    /// an idle sink would otherwise never hear, and stay not ready.
-    fn tick(&mut self, now: std::time::Instant) -> std::io::Result<()> {
-        let observed = &self.producer.producer.context().observed;
-        if !observed.connected() && now.duration_since(self.probed) >= Duration::from_secs(1) {
-            self.probed = now;
-            if self.producer.producer.client().fetch_metadata(None, Duration::from_millis(200)).is_ok() {
-                observed.reached();
-            }
-        }
+    /// While every broker is down, asks whether one is back (see `Observed::probe`).
+    fn tick(&mut self, _: std::time::Instant) -> std::io::Result<()> {
+        let producer = &self.producer.producer;
+        producer.context().observed.probe(|timeout| producer.client().fetch_metadata(None, timeout).map(drop));
         Ok(())
     }
 }

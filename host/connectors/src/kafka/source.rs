@@ -353,12 +353,7 @@ pub struct KafkaSource {
     bytes: u64,
     /// When the consumer lag was last measured.
     lag_measured: Option<Instant>,
-    /// When the brokers were last asked whether they are back.
-    probed: Instant,
 }
-
-/// How often a source whose brokers are all down asks whether they are back.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl KafkaSource {
     pub fn new(consumer: Arc<KafkaConsumer>, index: u16, spec: &weir_config::SourceSpec, stop_at_end: bool) -> Self {
@@ -373,7 +368,6 @@ impl KafkaSource {
             at_end: BTreeSet::new(),
             bytes: 0,
             lag_measured: None,
-            probed: Instant::now(),
         }
     }
 
@@ -469,13 +463,9 @@ impl Source for KafkaSource {
             let observed = &self.consumer.consumer.context().observed;
             if matches!(polled, Some(Ok(_)) | Some(Err(KafkaError::PartitionEOF(_)))) {
                 observed.reached();
-            } else if polled.is_none() && !observed.connected() && self.probed.elapsed() >= PROBE_EVERY {
-                // Nothing arrives while every broker is down, nor on a quiet
-                // topic after they are back: ask for the topic to tell which.
-                self.probed = Instant::now();
-                if self.consumer.consumer.fetch_metadata(Some(&self.consumer.topic), PROBE_EVERY).is_ok() {
-                    observed.reached();
-                }
+            } else if polled.is_none() {
+                let (consumer, topic) = (&self.consumer.consumer, &self.consumer.topic);
+                observed.probe(|timeout| consumer.fetch_metadata(Some(topic), timeout).map(drop));
             }
             match polled {
                 None => break,
