@@ -68,6 +68,27 @@ impl VersionStore {
         write_atomically(&path, bytes)
     }
 
+    /// The kept component a step runs instead of its pipeline file's
+    /// `file`, with its digest: when `record` says another version ran
+    /// before the restart and its file is here. Says so in the log.
+    pub fn instead_of(&self, step: &str, record: Option<&StepRecord>, file: &Path) -> Option<(PathBuf, String)> {
+        let active = record.map(|r| r.active.as_str()).filter(|a| !a.is_empty())?;
+        let file_digest = std::fs::read(file).map(|b| weir_plugin_host::digest(&b)).ok();
+        if file_digest.as_deref() == Some(active) {
+            return None; // the file's version is the one that ran
+        }
+        let path = self.path_of(active);
+        if !path.is_file() {
+            tracing::warn!(step, digest = active, missing = %path.display(),
+                "the version deployed before the restart is gone; the pipeline file's version runs");
+            return None;
+        }
+        // A warning: what runs is not what the pipeline file says.
+        tracing::warn!(step, digest = active, file = %file.display(),
+            "the step runs the version deployed before the restart, not the pipeline file's");
+        Some((path, active.to_string()))
+    }
+
     /// The record, or an empty one when there is none (or it cannot be read:
     /// then the pipeline file's versions run, with a warning).
     pub fn read(&self) -> Record {

@@ -519,45 +519,28 @@ fn build_steps(
                 // Keyed state is keyed by the sources' key field.
                 let key_field = spec.sources.iter().find_map(|s| s.key_field.as_deref());
                 // The version that ran before a restart, if it is not the file's.
-                let recorded = kept.and_then(|(store, record)| Some((store, record.steps.get(&s.name)?)));
-                let mut runs = p.clone();
-                let mut restored = false;
-                if let Some((store, r)) = recorded
-                    && !r.active.is_empty()
-                {
-                    let file_digest = std::fs::read(&p.plugin).map(|b| weir_plugin_host::digest(&b)).ok();
-                    let path = store.path_of(&r.active);
-                    let same = file_digest.as_deref() == Some(r.active.as_str());
-                    if same {
-                        // The file's version is the one that ran: nothing to restore.
-                    } else if path.is_file() {
-                        // A warning: what runs is not what the pipeline file says.
-                        tracing::warn!(step = %s.name, digest = %r.active, file = %p.plugin.display(),
-                            "the step runs the version deployed before the restart, not the pipeline file's");
-                        runs.plugin = path;
-                        restored = true;
-                    } else {
-                        tracing::warn!(step = %s.name, digest = %r.active, missing = %path.display(),
-                            "the version deployed before the restart is gone; the pipeline file's version runs");
-                    }
-                }
+                let instead =
+                    kept.and_then(|(store, record)| store.instead_of(&s.name, record.steps.get(&s.name), &p.plugin));
+                let runs = match &instead {
+                    Some((path, _)) => PluginSpec { plugin: path.clone(), ..p.clone() },
+                    None => p.clone(),
+                };
                 let started = start_plugin(engine, &s.name, &runs, metrics, models, key_field);
-                let (instance, settings) = match started {
+                let (instance, settings) = match (started, &instead) {
                     // The kept version must be the one recorded, and start;
                     // else the pipeline file's version runs.
-                    Ok((i, _)) if restored && recorded.is_some_and(|(_, r)| r.active != i.digest()) => {
+                    (Ok((i, _)), Some((_, digest))) if i.digest() != digest => {
                         tracing::warn!(step = %s.name, "the kept version's file does not match its digest; the pipeline file's version runs");
-                        restored = false;
                         start_plugin(engine, &s.name, p, metrics, models, key_field)?
                     }
-                    Err(e) if restored => {
+                    (Err(e), Some(_)) => {
                         tracing::warn!(step = %s.name, error = %format!("{e:#}"),
                             "the version deployed before the restart does not start; the pipeline file's version runs");
-                        restored = false;
                         start_plugin(engine, &s.name, p, metrics, models, key_field)?
                     }
-                    other => other?,
+                    (other, _) => other?,
                 };
+                let restored = instead.is_some_and(|(_, digest)| instance.digest() == digest);
                 let fallback = match &p.circuit.fallback {
                     Some((path, config)) => {
                         let spec = PluginSpec { plugin: path.clone(), config: config.clone(), ..p.clone() };
