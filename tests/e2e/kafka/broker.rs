@@ -40,20 +40,7 @@ impl OwnBroker {
     pub fn resume(&mut self) {
         std::fs::create_dir_all(&self.dir).expect("broker folder");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("start.log")).expect("log");
-        let mut cmd = Command::new("bash");
-        cmd.arg(repo().join("scripts/kafka.sh"))
-            .args(["start", &self.dir.join("node").display().to_string(), &self.port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        let mut cmd = broker_command(&self.dir, self.port, log);
         self.child = Some(cmd.spawn().expect("scripts/kafka.sh runs"));
         wait_for(&self.brokers, &self.dir);
     }
@@ -111,20 +98,7 @@ fn start() -> String {
     // fires when the spawning *thread* exits, and this one lives as long
     // as the test binary.
     std::thread::spawn(move || {
-        let mut cmd = Command::new("bash");
-        cmd.arg(repo().join("scripts/kafka.sh"))
-            .args(["start", &dir.join("node").display().to_string(), &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        let mut cmd = broker_command(&dir, port, log);
         let child = cmd.spawn();
         let _ = tx.send(child.is_ok());
         if let Ok(mut c) = child {
@@ -138,6 +112,26 @@ fn start() -> String {
     let brokers = format!("127.0.0.1:{port}");
     wait_for(&brokers, &repo().join("target/kafka-test"));
     brokers
+}
+
+/// `scripts/kafka.sh start <dir>/node <port>`, logging to `log`, killed
+/// when the thread that spawns it ends.
+fn broker_command(dir: &std::path::Path, port: u16, log: std::fs::File) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join("scripts/kafka.sh"))
+        .args(["start", &dir.join("node").display().to_string(), &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
 }
 
 fn free_port() -> u16 {
