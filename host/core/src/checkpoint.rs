@@ -23,6 +23,9 @@ pub enum Committed {
     At(usize),
     /// None of them matches what the system committed.
     Nowhere,
+    /// The system committed nothing yet: none of them was committed (a run
+    /// killed before its first commit), so the run starts from the beginning.
+    Before,
 }
 
 /// A connector's part in every checkpoint of a pipeline.

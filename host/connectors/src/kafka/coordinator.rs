@@ -60,6 +60,10 @@ impl Coordinator for KafkaCoordinator {
         }
         Ok(match candidates.iter().position(|c| matches_committed(c, &self.consumers, &committed)) {
             Some(i) => Committed::At(i),
+            // A run killed between writing its first checkpoint and
+            // committing its transaction: that checkpoint's outputs were
+            // aborted, so resuming from it would lose them.
+            None if committed.values().all(BTreeMap::is_empty) => Committed::Before,
             None => Committed::Nowhere,
         })
     }

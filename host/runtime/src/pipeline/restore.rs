@@ -53,6 +53,15 @@ pub fn choose(
                 );
                 chosen = i;
             }
+            Committed::Before => {
+                let aside = store.set_aside()?;
+                tracing::info!(
+                    moved_to = ?aside,
+                    "no checkpoint's transaction was committed (the consumer groups have committed nothing): \
+                     the checkpoints are set aside and the run starts from the beginning"
+                );
+                return Ok(None);
+            }
             Committed::Nowhere => tracing::error!(
                 "NO CHECKPOINT MATCHES the committed offsets of the consumer groups: resuming from checkpoint {}; \
                  results since it may be written again",
@@ -65,4 +74,67 @@ pub fn choose(
     store.discard_after(checkpoint.epoch)?;
     tracing::info!(epoch = checkpoint.epoch, "restoring checkpoint");
     Ok(Some(checkpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::checkpoint::Positions;
+    use weir_core::position::Position;
+
+    /// A coordinator that always gives `answer`.
+    struct Says(Committed);
+
+    impl Coordinator for Says {
+        fn choose(&self, _: &[&Positions]) -> anyhow::Result<Committed> {
+            Ok(self.0)
+        }
+        fn commit(
+            &mut self,
+            _: u64,
+            _: &Positions,
+            write: &mut dyn FnMut() -> std::io::Result<u64>,
+        ) -> std::io::Result<u64> {
+            write()
+        }
+    }
+
+    fn store_with_two(dir: &std::path::Path) -> CheckpointStore {
+        let mut store = CheckpointStore::open(dir, 3).unwrap();
+        for _ in 0..2 {
+            let epoch = store.next_epoch();
+            let c = Checkpoint {
+                epoch,
+                pipeline: "p".into(),
+                created_ms: 0,
+                sources: [("k".to_string(), Position::File { offset: epoch, line: 0 })].into(),
+                steps: Default::default(),
+                sinks: Default::default(),
+                dead_letter: None,
+            };
+            store.write(&c).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn the_committed_checkpoint_is_restored_and_none_when_nothing_was_committed() {
+        let metrics = weir_core::metrics::Metrics::new("p").durability();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_two(dir.path());
+        let said: Vec<Box<dyn Coordinator>> = vec![Box::new(Says(Committed::At(1)))];
+        let c = choose(&mut store, "p", &said, StartFrom::Checkpoint, &metrics).unwrap().unwrap();
+        assert_eq!(c.epoch, 1, "the older one, whose transaction committed; the newer is removed");
+        assert_eq!(store.load_all().unwrap().len(), 1);
+
+        // A run killed before its first transaction committed: resuming from
+        // its checkpoint would skip the events whose outputs were aborted.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_two(dir.path());
+        let said: Vec<Box<dyn Coordinator>> = vec![Box::new(Says(Committed::Before))];
+        assert!(choose(&mut store, "p", &said, StartFrom::Checkpoint, &metrics).unwrap().is_none());
+        assert!(store.load_all().unwrap().is_empty(), "set aside, not used");
+        let aside = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
+        assert_eq!(aside, 1, "kept in a folder of their own");
+    }
 }
