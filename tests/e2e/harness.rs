@@ -140,3 +140,25 @@ path = {dead}
     std::fs::write(&path, text).expect("write pipeline");
     path
 }
+
+/// A CA and a certificate for localhost/127.0.0.1 signed by it, written to
+/// `dir` as `ca.pem`, `cert.pem` and `key.pem` (PKCS#8); returns the CA's PEM.
+pub fn make_certs(dir: &Path) -> String {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Names of their own: OpenSSL (librdkafka) takes a certificate whose
+    // issuer is its own subject (rcgen's default name for both) for a
+    // self-signed one.
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Weir test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Weir test server");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    ca_cert.pem()
+}

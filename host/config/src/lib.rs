@@ -17,7 +17,7 @@ mod validate;
 
 pub use load::{ConfigError, SourceText, load, load_str};
 pub use options::Options;
-pub use server::{HttpLimits, Scope, ServerSpec, TokenSpec};
+pub use server::{HttpLimits, MAX_TOKENS_FILE, Scope, ServerSpec, TokenSpec, read_tokens_file};
 pub use types::*;
 pub use validate::*;
 

@@ -1,9 +1,11 @@
 //! `[server]` checked in context: TLS files, tokens (hashed here; the file
-//! never holds one) and their scopes.
+//! never holds one) and their scopes, and the tokens file read again while
+//! the server runs ([`read_tokens_file`]).
 
-use super::load::{ConfigError, Locator};
-use super::types::ServerSection;
-use std::path::PathBuf;
+use super::load::{ConfigError, Locator, SourceText};
+use super::types::{ServerSection, TokenConfig, TokensFile};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The server's security settings.
@@ -14,7 +16,10 @@ pub struct ServerSpec {
     pub allow_plaintext: bool,
     pub metrics_public: bool,
     pub audit_log: Option<PathBuf>,
+    /// `[[server.tokens]]`: fixed for the run.
     pub tokens: Vec<TokenSpec>,
+    /// `tokens_file`: read again on SIGHUP and when it changes.
+    pub tokens_file: Option<PathBuf>,
     /// `max_connections`, `header_timeout`, `body_timeout`.
     pub limits: HttpLimits,
 }
@@ -91,10 +96,68 @@ pub(super) fn server(s: &ServerSection, at: &Locator) -> Result<ServerSpec, Conf
         }
         None => None,
     };
+    let tokens = token_list(&s.tokens, "server.tokens", &[], true, at)?;
+    let tokens_file = match &s.tokens_file {
+        Some(path) => {
+            // Read now so that a bad file stops the start, naming its line;
+            // the server reads it again when it starts serving.
+            read_tokens_file(path.get_ref(), &tokens).map_err(|e| match e {
+                ConfigError::Read { source, .. } => at.error(
+                    Some(path.span()),
+                    "server.tokens_file",
+                    format!("cannot read `{}`: {source}", path.get_ref().display()),
+                ),
+                other => other,
+            })?;
+            Some(path.get_ref().clone())
+        }
+        None => None,
+    };
+    Ok(ServerSpec {
+        tls,
+        allow_plaintext: s.allow_plaintext,
+        metrics_public: s.metrics_public,
+        audit_log: s.audit_log.clone(),
+        tokens,
+        tokens_file,
+        limits: http_limits(s, at)?,
+    })
+}
+
+/// Largest tokens file read.
+pub const MAX_TOKENS_FILE: u64 = 1 << 20;
+
+/// Reads and checks a tokens file (`[server] tokens_file`): its tokens, or
+/// an error naming the file and line. `fixed` are the pipeline file's
+/// tokens, whose ids the file may not reuse.
+pub fn read_tokens_file(path: &Path, fixed: &[TokenSpec]) -> Result<Vec<TokenSpec>, ConfigError> {
+    let read = || -> std::io::Result<String> {
+        let mut text = String::new();
+        std::fs::File::open(path)?.take(MAX_TOKENS_FILE + 1).read_to_string(&mut text)?;
+        if text.len() as u64 > MAX_TOKENS_FILE {
+            return Err(std::io::Error::other(format!("larger than {MAX_TOKENS_FILE} bytes")));
+        }
+        Ok(text)
+    };
+    let text = read().map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let at = SourceText { path: path.to_path_buf(), text: text.as_str().into() };
+    let file: TokensFile = toml::from_str(&text).map_err(|e| at.parse_error(e))?;
+    token_list(&file.tokens, "tokens", fixed, false, &at)
+}
+
+/// Hashes and checks `[[<prefix>]]` token tables; ids must differ from
+/// each other and from `taken`'s.
+fn token_list(
+    list: &[TokenConfig],
+    prefix: &str,
+    taken: &[TokenSpec],
+    allow_env: bool,
+    at: &Locator,
+) -> Result<Vec<TokenSpec>, ConfigError> {
     let mut tokens: Vec<TokenSpec> = Vec::new();
-    for (i, t) in s.tokens.iter().enumerate() {
-        let key = |field: &str| format!("server.tokens[{i}].{field}");
-        if tokens.iter().any(|o| o.id == *t.id.get_ref()) {
+    for (i, t) in list.iter().enumerate() {
+        let key = |field: &str| format!("{prefix}[{i}].{field}");
+        if tokens.iter().chain(taken).any(|o| o.id == *t.id.get_ref()) {
             return Err(at.error(Some(t.id.span()), key("id"), format!("the id `{}` is used twice", t.id.get_ref())));
         }
         let sha256 = match (&t.sha256, &t.env) {
@@ -104,6 +167,13 @@ pub(super) fn server(s: &ServerSection, at: &Locator) -> Result<ServerSpec, Conf
                     at.error(Some(h.span()), key("sha256"), "must be 64 hex digits (the token's SHA-256)")
                 })?;
                 out
+            }
+            (None, Some(var)) if !allow_env => {
+                return Err(at.error(
+                    Some(var.span()),
+                    key("env"),
+                    "a tokens file gives `sha256`: an environment variable is read once, at start",
+                ));
             }
             (None, Some(var)) => {
                 let token = std::env::var(var.get_ref()).map_err(|_| {
@@ -142,14 +212,7 @@ pub(super) fn server(s: &ServerSection, at: &Locator) -> Result<ServerSpec, Conf
         }
         tokens.push(TokenSpec { id: t.id.get_ref().clone(), sha256, scopes });
     }
-    Ok(ServerSpec {
-        tls,
-        allow_plaintext: s.allow_plaintext,
-        metrics_public: s.metrics_public,
-        audit_log: s.audit_log.clone(),
-        tokens,
-        limits: http_limits(s, at)?,
-    })
+    Ok(tokens)
 }
 
 fn http_limits(s: &ServerSection, at: &Locator) -> Result<HttpLimits, ConfigError> {

@@ -155,6 +155,14 @@ pub struct ServerSection {
     /// server must listen on loopback and checks nothing.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// A TOML file of `[[tokens]]` tables (`id`, `scopes`, `sha256`, as in
+    /// `[[server.tokens]]`; no `env`), read at start and again on SIGHUP or
+    /// when its contents change (checked every 250 ms): a token added,
+    /// changed or removed there is accepted or refused within a second,
+    /// without a restart. A file that cannot be read or used revokes every
+    /// token in it until it is fixed (fail closed). Replace it atomically
+    /// (write a new file, rename it over the old one). At most 1 MiB.
+    pub tokens_file: Option<Spanned<PathBuf>>,
     /// Most connections open at once (default 512). At the limit, a new
     /// connection closes the one that has been quiet longest; the process's
     /// file-descriptor limit must leave 256 more.
@@ -199,6 +207,16 @@ pub struct TokenConfig {
     pub sha256: Option<Spanned<String>>,
     /// Name of an environment variable holding the token.
     pub env: Option<Spanned<String>>,
+}
+
+/// The contents of `[server] tokens_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    /// `[[tokens]]`: as `[[server.tokens]]`, with `sha256` (`env` is read
+    /// once at start, so it has no place in a file read again).
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
 }
 
 /// `[[sources]]`: where events come from. The keys below are common to

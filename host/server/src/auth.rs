@@ -1,7 +1,7 @@
 //! Bearer tokens with scopes, and the audit log of admin actions.
 //!
-//! Tokens are kept as SHA-256 hashes; a presented token is hashed and
-//! compared with every known hash in constant time. Each route needs one
+//! Tokens are kept as SHA-256 hashes ([`crate::tokens`]); a presented
+//! token is hashed and compared with every known hash in constant time. Each route needs one
 //! scope: `/healthz` none, `/metrics` `read` (none if configured public),
 //! `/readyz` and `GET /api/v1/...` `read`, `POST /api/v1/ingest/...`
 //! `ingest`, other `POST`s (uploads, rollbacks) `admin`. Without tokens
@@ -14,12 +14,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::IntCounterVec;
 use serde::Serialize;
-use sha2::Digest;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
-use subtle::ConstantTimeEq;
-use weir_config::{Scope, TokenSpec};
+use weir_config::Scope;
 
 /// Who made a request, for the audit log: a token id, or "-" when the
 /// server checks no tokens (loopback only).
@@ -38,18 +36,6 @@ pub fn required_scope(method: &Method, path: &str, metrics_public: bool) -> Opti
     }
 }
 
-/// The token whose hash matches `presented`, checking every token.
-fn find<'a>(tokens: &'a [TokenSpec], presented: &str) -> Option<&'a TokenSpec> {
-    let hash: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
-    let mut found = None;
-    for t in tokens {
-        if bool::from(t.sha256.ct_eq(&hash)) {
-            found = Some(t);
-        }
-    }
-    found
-}
-
 fn refuse(status: StatusCode, message: &str) -> Response {
     let mut r = (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -60,9 +46,9 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 
 /// The middleware: 401 without a valid token, 403 without the scope.
 pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    let tokens = &s.security.tokens;
+    let required = s.tokens.required();
     let needed = required_scope(req.method(), req.uri().path(), s.security.metrics_public);
-    if tokens.is_empty() && needed.is_some() && !from_this_machine(&req) {
+    if !required && needed.is_some() && !from_this_machine(&req) {
         // Without tokens the server trusts loopback; a browser on this
         // machine is loopback too, so a web page (cross-origin, or through
         // DNS rebinding under a foreign host name) is refused here.
@@ -71,7 +57,7 @@ pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> R
             "without [[server.tokens]] only requests to localhost from this machine are served (Host and Origin must be loopback)",
         );
     }
-    if tokens.is_empty() || needed.is_none() {
+    if !required || needed.is_none() {
         req.extensions_mut().insert(Caller("-".into()));
         return next.run(req).await;
     }
@@ -83,11 +69,11 @@ pub async fn check(State(s): State<AppState>, mut req: Request, next: Next) -> R
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let target = req.uri().path().to_string();
-    let (status, caller, message) = match presented.and_then(|p| find(tokens, p)) {
+    let (status, caller, message) = match presented.and_then(|p| s.tokens.find(p)) {
         None => (StatusCode::UNAUTHORIZED, "-".to_string(), "a valid bearer token is required"),
-        Some(t) if !t.scopes.contains(&needed) => (StatusCode::FORBIDDEN, t.id.clone(), "the token lacks the scope"),
-        Some(t) => {
-            req.extensions_mut().insert(Caller(t.id.clone()));
+        Some((id, scopes)) if !scopes.contains(&needed) => (StatusCode::FORBIDDEN, id, "the token lacks the scope"),
+        Some((id, _)) => {
+            req.extensions_mut().insert(Caller(id));
             return next.run(req).await;
         }
     };
@@ -179,6 +165,29 @@ struct Line<'a> {
     result: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     suppressed: Option<u64>,
+    /// What set off an action the server took by itself (a tokens reload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger: Option<&'a str>,
+}
+
+impl<'a> Line<'a> {
+    fn new(token: &'a str, action: &'a str, target: &'a str, result: &'a str) -> Line<'a> {
+        let mut end = target.len().min(MAX_TARGET);
+        while !target.is_char_boundary(end) {
+            end -= 1;
+        }
+        Line {
+            time: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            token,
+            action,
+            target: &target[..end],
+            digest: None,
+            result,
+            suppressed: None,
+            trigger: None,
+        }
+    }
 }
 
 impl Audit {
@@ -206,7 +215,14 @@ impl Audit {
         result: &str,
     ) -> std::io::Result<()> {
         self.events.with_label_values(&[action, result]).inc();
-        self.write(token, action, target, digest, result, None)
+        self.write(Line { digest, ..Line::new(token, action, target, result) })
+    }
+
+    /// The server's own `tokens-reload` of `file` (whose contents hash to
+    /// `digest`), set off by `trigger`.
+    pub fn reloaded(&self, file: &str, digest: Option<&str>, result: &str, trigger: &str) -> std::io::Result<()> {
+        self.events.with_label_values(&["tokens-reload", result]).inc();
+        self.write(Line { digest, trigger: Some(trigger), ..Line::new("-", "tokens-reload", file, result) })
     }
 
     /// A denied admin request: counted; written if the sample allows.
@@ -214,34 +230,14 @@ impl Audit {
         self.events.with_label_values(&[action, "denied"]).inc();
         let admitted = self.denials.lock().unwrap_or_else(|e| e.into_inner()).admit();
         let Some(suppressed) = admitted else { return };
-        if let Err(e) = self.write(token, action, target, None, "denied", (suppressed > 0).then_some(suppressed)) {
+        let line =
+            Line { suppressed: (suppressed > 0).then_some(suppressed), ..Line::new(token, action, target, "denied") };
+        if let Err(e) = self.write(line) {
             tracing::error!(error = %e, "cannot write the audit log");
         }
     }
 
-    fn write(
-        &self,
-        token: &str,
-        action: &str,
-        target: &str,
-        digest: Option<&str>,
-        result: &str,
-        suppressed: Option<u64>,
-    ) -> std::io::Result<()> {
-        let mut end = target.len().min(MAX_TARGET);
-        while !target.is_char_boundary(end) {
-            end -= 1;
-        }
-        let line = Line {
-            time: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            token,
-            action,
-            target: &target[..end],
-            digest,
-            result,
-            suppressed,
-        };
+    fn write(&self, line: Line) -> std::io::Result<()> {
         let mut text = serde_json::to_vec(&line).expect("JSON to memory");
         text.push(b'\n');
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
@@ -283,18 +279,5 @@ mod tests {
         ] {
             assert!(!loopback_authority(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn tokens_are_found_by_hash() {
-        let token = |id: &str, secret: &str| TokenSpec {
-            id: id.into(),
-            sha256: sha2::Sha256::digest(secret.as_bytes()).into(),
-            scopes: vec![Scope::Read],
-        };
-        let tokens = [token("a", "alpha-secret-0001"), token("b", "bravo-secret-0002")];
-        assert_eq!(find(&tokens, "bravo-secret-0002").map(|t| t.id.as_str()), Some("b"));
-        assert!(find(&tokens, "bravo-secret-0003").is_none());
-        assert!(find(&tokens, "").is_none());
     }
 }

@@ -15,6 +15,7 @@ mod admin;
 mod auth;
 mod ingest;
 pub mod limits;
+pub mod tokens;
 
 pub use auth::{Audit, Caller};
 
@@ -42,6 +43,8 @@ pub struct AppState {
     /// HTTP sources by name.
     pub ingest: Arc<HashMap<String, Arc<dyn IngestEndpoint>>>,
     pub security: Arc<ServerSpec>,
+    /// The tokens accepted now (the tokens file's change while serving).
+    pub tokens: Arc<tokens::Tokens>,
     pub audit: Option<Arc<Audit>>,
 }
 
@@ -107,8 +110,8 @@ impl Server {
         let sec = &parts.security;
         if !addr.ip().is_loopback() {
             anyhow::ensure!(
-                !sec.tokens.is_empty(),
-                "the server listens on {addr}, beyond loopback, so it needs [[server.tokens]] (bearer tokens with scopes); \
+                !sec.tokens.is_empty() || sec.tokens_file.is_some(),
+                "the server listens on {addr}, beyond loopback, so it needs [[server.tokens]] or a tokens_file (bearer tokens with scopes); \
                  or listen on 127.0.0.1"
             );
             anyhow::ensure!(
@@ -122,6 +125,7 @@ impl Server {
             Some(path) => Some(Arc::new(Audit::open(path, parts.metrics.audit_events(), sec.limits.audit_denials)?)),
             None => None,
         };
+        let tokens = Arc::new(tokens::Tokens::new(sec, &parts.metrics.health())?);
         let tls = match &sec.tls {
             Some((cert, key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -147,7 +151,8 @@ impl Server {
             deployments: Some(parts.deployments),
             ingest: Arc::new(parts.ingest),
             security: Arc::new(parts.security),
-            audit,
+            tokens: tokens.clone(),
+            audit: audit.clone(),
         });
         let limits = parts_limits;
         let limit = limits::Limit::new(limits.max_connections, limits.header_timeout, http_metrics);
@@ -156,6 +161,7 @@ impl Server {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let thread = std::thread::Builder::new().name("http".into()).spawn(move || {
             runtime.block_on(async move {
+                tokio::spawn(tokens::watch(tokens, audit));
                 let service = router.into_make_service();
                 // Headers (and the wait for the next request on a kept-alive
                 // connection) within header_timeout.

@@ -7,6 +7,8 @@ use crate::live::*;
 use serde_json::{Value, json};
 use std::path::Path;
 
+mod tokens;
+
 const SCHEMA: &str = r#"{
   "type": "object",
   "required": ["PatientId", "EventTime", "HeartRate"],
@@ -21,22 +23,6 @@ const SCHEMA: &str = r#"{
 const INGEST_TOKEN: &str = "ingest-token-0123456789";
 const READ_TOKEN: &str = "read-token-0123456789";
 const ADMIN_TOKEN: &str = "admin-token-0123456789";
-
-/// A CA and a certificate for localhost/127.0.0.1 signed by it, as PEM
-/// files in `dir`; returns the CA's PEM.
-fn make_certs(dir: &Path) -> String {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    ca_cert.pem()
-}
 
 fn agent(ca_pem: Option<&str>) -> ureq::Agent {
     let mut config = ureq::Agent::config_builder().http_status_as_error(false);
