@@ -23,12 +23,9 @@ fetch() {
     command -v mvn >/dev/null || want+=(maven)
     if [ ${#want[@]} -gt 0 ]; then
         command -v apt-get >/dev/null || { say "install Java 17 and Maven (missing: ${want[*]})"; exit 1; }
-        local sudo=()
-        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-        say "installing ${want[*]} (apt-get)"
-        "${sudo[@]}" apt-get install -y -qq "${want[@]}" >/dev/null || {
-            "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq "${want[@]}" >/dev/null
-        }
+        # shellcheck source=scripts/apt-install.sh
+        . scripts/apt-install.sh
+        apt_install "${want[@]}"
     fi
     say "fetching Kafka $KAFKA_VERSION from Maven Central into $home/libs"
     mkdir -p "$home"
@@ -63,14 +60,30 @@ start() {
     fetch
     mkdir -p "$dir"
     dir=$(realpath "$dir")
+    # Optional TLS and SASL/SCRAM listeners beside PLAINTEXT (the tests'):
+    # KAFKA_SSL_PORT and KAFKA_SASL_PORT, with KAFKA_TLS_PEM (the broker's
+    # private key and certificate chain, PEM) and, for SASL_SSL,
+    # KAFKA_SCRAM_USER / KAFKA_SCRAM_PASSWORD (a SCRAM-SHA-512 user made
+    # when the folder is formatted).
+    local listeners="PLAINTEXT://127.0.0.1:$port" map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT" secure=""
+    if [ -n "${KAFKA_SSL_PORT:-}" ]; then
+        listeners+=",SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT"
+        map+=",SSL:SSL,SASL_SSL:SASL_SSL"
+        secure="inter.broker.listener.name=PLAINTEXT
+ssl.keystore.type=PEM
+ssl.keystore.location=${KAFKA_TLS_PEM:?KAFKA_TLS_PEM: the broker key and certificate}
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    fi
     cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$map
+$secure
 log.dirs=$dir/data
 num.partitions=4
 offsets.topic.replication.factor=1
@@ -89,8 +102,11 @@ appender.file.layout.pattern=[%d] %p %m (%c)%n
 LOG
     local java=(java -Xms256m -Xmx512m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$home/libs/*")
     if [ ! -f "$dir/data/meta.properties" ]; then
+        local scram=()
+        [ -z "${KAFKA_SCRAM_USER:-}" ] ||
+            scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=${KAFKA_SCRAM_PASSWORD:?}]")
         "${java[@]}" kafka.tools.StorageTool format --standalone -t "$("${java[@]}" kafka.tools.StorageTool random-uuid)" \
-            -c "$dir/server.properties" >/dev/null
+            -c "$dir/server.properties" "${scram[@]}" >/dev/null
     fi
     exec "${java[@]}" kafka.Kafka "$dir/server.properties"
 }

@@ -10,14 +10,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
-apt_install() {
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    say "installing $* (apt-get)"
-    "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null || {
-        "${sudo[@]}" apt-get update -qq >/dev/null && "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
-    }
-}
+# shellcheck source=scripts/apt-install.sh
+. scripts/apt-install.sh
 if command -v apt-get >/dev/null; then
     want=()
     command -v clang >/dev/null || want+=(clang)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Weir's build needs and is missing: the wasm32-wasip2 Rust
-# target and, in a virtual environment under .cache/, componentize-py for
-# Python plugins and ONNX Runtime (linked at .cache/onnxruntime/). Safe to
-# run again; it only adds what is absent.
+# Installs what Weir's build needs and is missing: OpenSSL's headers and
+# pkg-config (apt-get; librdkafka is built with TLS, for Kafka's SSL and
+# SASL_SSL), the wasm32-wasip2 Rust target and, in a virtual environment
+# under .cache/, componentize-py for Python plugins and ONNX Runtime
+# (linked at .cache/onnxruntime/). Safe to run again; it only adds what is
+# absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,17 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 command -v cargo >/dev/null || { say "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
 command -v python3 >/dev/null || { say "python3 not found: install Python 3.10 or newer"; exit 1; }
+
+# shellcheck source=scripts/apt-install.sh
+. scripts/apt-install.sh
+if ! { command -v pkg-config >/dev/null && pkg-config --exists openssl; }; then
+    if command -v apt-get >/dev/null; then
+        apt_install libssl-dev pkg-config
+    else
+        say "install OpenSSL's development files and pkg-config (Debian: libssl-dev pkg-config): librdkafka is built with TLS"
+        exit 1
+    fi
+fi
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     say "adding the wasm32-wasip2 Rust target"

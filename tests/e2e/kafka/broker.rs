@@ -8,14 +8,34 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Bootstrap servers of the test broker, started on first use.
 pub fn brokers() -> String {
-    static BROKERS: OnceLock<String> = OnceLock::new();
-    BROKERS.get_or_init(start).clone()
+    shared().0.clone()
+}
+
+/// The shared broker's TLS (`SSL`) and `SASL_SSL` (SCRAM-SHA-512) listeners.
+pub struct Secure {
+    pub ssl: String,
+    pub sasl: String,
+    /// The CA that signed the broker's certificate (PEM).
+    pub ca: PathBuf,
+    pub user: &'static str,
+    pub password: &'static str,
+}
+
+/// The shared broker's secure listeners (not known for `$WEIR_TEST_KAFKA`).
+pub fn secure() -> &'static Secure {
+    shared().1.as_ref().expect("the TLS and SASL tests need the broker the tests start: unset WEIR_TEST_KAFKA")
+}
+
+fn shared() -> &'static (String, Option<Secure>) {
+    static BROKER: OnceLock<(String, Option<Secure>)> = OnceLock::new();
+    BROKER.get_or_init(start)
 }
 
 /// A broker of a test's own, which it may stop and start again (the
@@ -84,21 +104,39 @@ fn wait_for(brokers: &str, dir: &std::path::Path) {
     }
 }
 
-fn start() -> String {
+fn start() -> (String, Option<Secure>) {
     if let Ok(b) = std::env::var("WEIR_TEST_KAFKA") {
-        return b;
+        return (b, None);
     }
     let port = free_port();
     let dir = repo().join("target/kafka-test");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("broker folder");
+    let secure = Secure {
+        ssl: format!("127.0.0.1:{}", other_port(&[port, port + 1])),
+        sasl: String::new(),
+        ca: dir.join("ca.pem"),
+        user: "weir-test",
+        password: "weir-test-scram-secret",
+    };
+    let secure =
+        Secure { sasl: format!("127.0.0.1:{}", other_port(&[port, port + 1, port_of(&secure.ssl)])), ..secure };
+    let pem = make_certs(&dir);
     let log = std::fs::File::create(dir.join("start.log")).expect("log file");
     let (tx, rx) = std::sync::mpsc::channel();
+    let env = [
+        ("KAFKA_SSL_PORT", port_of(&secure.ssl).to_string()),
+        ("KAFKA_SASL_PORT", port_of(&secure.sasl).to_string()),
+        ("KAFKA_TLS_PEM", pem.display().to_string()),
+        ("KAFKA_SCRAM_USER", secure.user.to_string()),
+        ("KAFKA_SCRAM_PASSWORD", secure.password.to_string()),
+    ];
     // The broker is spawned from a thread that never ends: PR_SET_PDEATHSIG
     // fires when the spawning *thread* exits, and this one lives as long
     // as the test binary.
     std::thread::spawn(move || {
         let mut cmd = broker_command(&dir, port, log);
+        cmd.envs(env);
         let child = cmd.spawn();
         let _ = tx.send(child.is_ok());
         if let Ok(mut c) = child {
@@ -111,7 +149,31 @@ fn start() -> String {
     assert!(rx.recv().unwrap_or(false), "cannot run scripts/kafka.sh");
     let brokers = format!("127.0.0.1:{port}");
     wait_for(&brokers, &repo().join("target/kafka-test"));
-    brokers
+    (brokers, Some(secure))
+}
+
+/// A CA (`ca.pem`) and the broker's key and certificate for 127.0.0.1 and
+/// localhost signed by it, in one PEM file (Kafka's PEM keystore), in `dir`.
+fn make_certs(dir: &std::path::Path) -> PathBuf {
+    crate::harness::make_certs(dir);
+    let pem = dir.join("broker.pem");
+    let (key, cert) = (std::fs::read_to_string(dir.join("key.pem")), std::fs::read_to_string(dir.join("cert.pem")));
+    std::fs::write(&pem, format!("{}{}", key.expect("key.pem"), cert.expect("cert.pem"))).expect("broker.pem");
+    pem
+}
+
+fn port_of(address: &str) -> u16 {
+    address.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("host:port")
+}
+
+/// A free port other than `taken`.
+fn other_port(taken: &[u16]) -> u16 {
+    loop {
+        let p = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        if !taken.contains(&p) {
+            return p;
+        }
+    }
 }
 
 /// `scripts/kafka.sh start <dir>/node <port>`, logging to `log`, killed

@@ -8,6 +8,7 @@ mod catch_up;
 mod faults;
 mod group;
 mod outage;
+mod secure;
 
 use crate::harness::{plugin, scratch, toml_path, weir};
 use broker::{brokers, create_topic, produce};
@@ -62,10 +63,11 @@ fn pipeline(dir: &Path, name: &str, stop_at_end: bool, exactly_once: bool) -> st
 
 /// [`pipeline`] on `shards` shards.
 fn pipeline_on(dir: &Path, name: &str, stop_at_end: bool, exactly_once: bool, shards: u16) -> std::path::PathBuf {
-    pipeline_at(dir, name, stop_at_end, exactly_once, shards, &brokers())
+    pipeline_at(dir, name, stop_at_end, exactly_once, shards, &brokers(), "")
 }
 
-/// [`pipeline_on`] with the broker at `brokers`.
+/// [`pipeline_on`] with the broker at `brokers`; `properties` (librdkafka's,
+/// a TOML inline table's text, or "") for every client.
 fn pipeline_at(
     dir: &Path,
     name: &str,
@@ -73,7 +75,9 @@ fn pipeline_at(
     exactly_once: bool,
     shards: u16,
     brokers: &str,
+    properties: &str,
 ) -> std::path::PathBuf {
+    let properties = if properties.is_empty() { String::new() } else { format!("properties = {properties}") };
     let text = format!(
         r#"
 [pipeline]
@@ -90,6 +94,7 @@ timestamp_field = "EventTime"
 key_field = "PatientId"
 max_out_of_orderness = "2h"
 stop_at_end = {stop_at_end}
+{properties}
 
 [[steps]]
 name = "running"
@@ -110,6 +115,7 @@ from = "fast"
 brokers = "{brokers}"
 topic = "{name}-alerts"
 key_field = "PatientId"
+{properties}
 
 [[sinks]]
 name = "counts"
@@ -117,6 +123,7 @@ kind = "kafka"
 from = "count"
 brokers = "{brokers}"
 topic = "{name}-counts"
+{properties}
 
 [checkpoint]
 dir = {ckpt}

@@ -17,7 +17,7 @@ fn a_broker_outage_pauses_the_pipeline_and_loses_and_repeats_nothing() {
     create_topic_on(&broker.brokers, &format!("{name}-in"), 2);
     let first = vitals(0, 4_000);
     produce_on(&broker.brokers, &format!("{name}-in"), &first);
-    let p = pipeline_at(dir.path(), name, false, true, 1, &broker.brokers);
+    let p = pipeline_at(dir.path(), name, false, true, 1, &broker.brokers, "");
     let log = dir.path().join("weir.log");
     let port = free_port();
     let mut child = spawn(&p, &log, &["--listen", &format!("127.0.0.1:{port}")]);

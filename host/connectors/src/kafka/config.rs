@@ -27,8 +27,11 @@ pub struct KafkaSourceOptions {
     /// replays and benchmarks; default false: run until stopped).
     pub stop_at_end: Option<bool>,
     /// librdkafka settings passed through as they are, e.g.
-    /// `{ "security.protocol" = "sasl_ssl", "sasl.mechanism" = "PLAIN" }`.
-    pub properties: Option<BTreeMap<String, String>>,
+    /// `{ "security.protocol" = "sasl_ssl", "sasl.mechanism" = "SCRAM-SHA-512",
+    /// "sasl.password" = { env = "KAFKA_PASSWORD" } }`. A value is a string,
+    /// or `{ env = "VAR" }` / `{ file = "path" }` read when the client is
+    /// made; secrets (passwords, private keys) may only be given that way.
+    pub properties: Option<BTreeMap<String, Property>>,
 }
 
 /// `[[sinks]] kind = "kafka"`: one message per event.
@@ -42,8 +45,9 @@ pub struct KafkaSinkOptions {
     /// A field of the event whose value (string or number) becomes the
     /// message key, so that one key's results share a partition.
     pub key_field: Option<String>,
-    /// librdkafka settings passed through as they are (TLS, SASL, ...).
-    pub properties: Option<BTreeMap<String, String>>,
+    /// librdkafka settings passed through as they are (TLS, SASL, ...),
+    /// as for sources: secrets only as `{ env = "VAR" }` or `{ file = "path" }`.
+    pub properties: Option<BTreeMap<String, Property>>,
     /// Add each event's `"_weir"` metadata, as the file sink does (default false).
     #[serde(default)]
     pub metadata: bool,
@@ -59,7 +63,7 @@ pub struct KafkaSourceSpec {
     pub start: KafkaStart,
     pub stop_at_end: bool,
     /// librdkafka settings passed through.
-    pub properties: Vec<(String, String)>,
+    pub properties: Vec<(String, Property)>,
 }
 
 /// A Kafka sink: one message per event.
@@ -68,9 +72,56 @@ pub struct KafkaSinkSpec {
     pub brokers: String,
     pub topic: String,
     pub key_field: Option<String>,
-    pub properties: Vec<(String, String)>,
+    pub properties: Vec<(String, Property)>,
     pub metadata: bool,
 }
+
+/// A librdkafka property's value: given, or read from the environment or
+/// a file when the client is made (so that a secret is never in the
+/// pipeline file, and never in a log line: `Debug` shows only where it
+/// comes from).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Property {
+    Value(String),
+    Env { env: String },
+    File { file: std::path::PathBuf },
+}
+
+impl std::fmt::Debug for Property {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Property::Value(_) => f.write_str("<value>"),
+            Property::Env { env } => write!(f, "<env {env}>"),
+            Property::File { file } => write!(f, "<file {}>", file.display()),
+        }
+    }
+}
+
+impl Property {
+    /// The value: from the environment or the file (trailing newlines
+    /// dropped) when it is given that way.
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Property::Value(v) => Ok(v.clone()),
+            Property::Env { env } => std::env::var(env).map_err(|_| format!("environment variable `{env}` is not set")),
+            Property::File { file } => std::fs::read_to_string(file)
+                .map(|t| t.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read `{}`: {e}", file.display())),
+        }
+    }
+}
+
+/// librdkafka properties that hold secrets: never written in the pipeline file.
+const SECRETS: [&str; 7] = [
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+    "ssl_key",
+];
 
 fn required(o: &Options, value: String, field: &str, what: &str) -> Result<String, ConfigError> {
     if value.is_empty() {
@@ -118,7 +169,7 @@ impl KafkaSinkSpec {
     }
 }
 
-fn properties(o: &Options, props: Option<BTreeMap<String, String>>) -> Result<Vec<(String, String)>, ConfigError> {
+fn properties(o: &Options, props: Option<BTreeMap<String, Property>>) -> Result<Vec<(String, Property)>, ConfigError> {
     // Weir sets these itself: overriding them would break its guarantees.
     const OWNED: [&str; 6] = [
         "enable.auto.commit",
@@ -129,8 +180,20 @@ fn properties(o: &Options, props: Option<BTreeMap<String, String>>) -> Result<Ve
         "bootstrap.servers",
     ];
     let props = props.unwrap_or_default();
-    if let Some(k) = props.keys().find(|k| OWNED.contains(&k.as_str())) {
-        return Err(o.error(&format!("properties.{k}"), "is set by Weir (brokers, group, [checkpoint]); remove it"));
+    for (k, v) in &props {
+        let key = format!("properties.{k}");
+        if OWNED.contains(&k.as_str()) {
+            return Err(o.error(&key, "is set by Weir (brokers, group, [checkpoint]); remove it"));
+        }
+        if SECRETS.contains(&k.as_str()) && matches!(v, Property::Value(_)) {
+            return Err(o.error(
+                &key,
+                "is a secret: give `{ env = \"VARIABLE\" }` or `{ file = \"path\" }`, never the value in the pipeline file",
+            ));
+        }
+        // Checked now, so that a missing secret stops the start, not the
+        // first connection; read again when each client is made.
+        v.resolve().map_err(|e| o.error(&key, e))?;
     }
     Ok(props.into_iter().collect())
 }
@@ -194,5 +257,32 @@ mod tests {
         let two = "\n[[sinks]]\nname = \"a\"\nkind = \"kafka\"\nbrokers = \"b\"\ntopic = \"x\"\n\n[[sinks]]\nname = \"c\"\nkind = \"kafka\"\nbrokers = \"other\"\ntopic = \"y\"\n";
         let e = err(&format!("{HEAD}{SRC}{CK}{two}"));
         assert!(e.ends_with("sinks[1].brokers: with exactly_once, every kafka sink writes to the same brokers with the same properties (one transaction)"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file_and_are_never_shown() {
+        let e = err(&format!("{HEAD}{SRC}properties = {{ \"sasl.password\" = \"hunter2-secret\" }}\n{CK}"));
+        assert!(e.contains("sources[0].properties.sasl.password: is a secret: give `{ env"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = err(&format!(
+            "{HEAD}{SRC}properties = {{ \"sasl.password\" = {{ env = \"WEIR_TEST_NO_SUCH_VAR\" }} }}\n{CK}"
+        ));
+        assert!(
+            e.contains("sources[0].properties.sasl.password: environment variable `WEIR_TEST_NO_SUCH_VAR` is not set"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("password");
+        std::fs::write(&secret, "hunter2-secret\n").unwrap();
+        let text = format!(
+            "{HEAD}{SRC}properties = {{ \"sasl.password\" = {{ file = {:?} }}, \"sasl.username\" = \"weir\" }}\n{CK}",
+            secret.display().to_string()
+        );
+        let spec = weir_config::load_str(Path::new("p.toml"), &text).unwrap();
+        let k = super::KafkaSourceSpec::of(&spec.sources[0], &spec).unwrap();
+        let shown = format!("{k:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("<file "), "{shown}");
+        let values: Vec<String> = k.properties.iter().map(|(_, v)| v.resolve().unwrap()).collect();
+        assert_eq!(values, ["hunter2-secret", "weir"], "the file's value without its newline");
     }
 }

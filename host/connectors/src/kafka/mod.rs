@@ -34,14 +34,22 @@ use weir_core::source::{Opened, Source};
 /// pipeline gives up on it (librdkafka retries within it).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client's settings: Weir's own, then the pass-through properties.
-fn client_config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
+/// A client's first settings; Weir's own and the pass-through properties
+/// ([`set_properties`]) follow.
+fn client_config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
-    for (k, v) in properties {
-        c.set(k, v);
-    }
     c
+}
+
+/// Sets the pass-through properties, reading those given by environment
+/// variable or file now (a secret rotated on disk is used by the next client).
+fn set_properties(c: &mut ClientConfig, properties: &[(String, config::Property)]) -> Result<(), KafkaError> {
+    for (k, v) in properties {
+        let value = v.resolve().map_err(|e| KafkaError::ClientCreation(format!("property `{k}`: {e}")))?;
+        c.set(k, value);
+    }
+    Ok(())
 }
 
 /// Logging and errors of one client, into Weir's logs and metrics.

@@ -52,6 +52,27 @@ impl std::fmt::Debug for KafkaProducer {
     }
 }
 
+/// Starts the producer's transactions (within [`REQUEST_TIMEOUT`]) while a
+/// second thread serves the client's log and error callbacks, which
+/// librdkafka queues until the client is polled: a broker that refuses the
+/// client (a wrong SASL password, an untrusted certificate) is reported as
+/// it happens, not only as a timeout at the end. (Calling
+/// `init_transactions` again after a short timeout instead is not safe: a
+/// resumed call after a killed run's fencing fails the producer.)
+fn init_transactions(producer: &BaseProducer<Context>) -> KafkaResult<()> {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                producer.poll(Duration::from_millis(100));
+            }
+        });
+        let result = producer.init_transactions(REQUEST_TIMEOUT);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        result
+    })
+}
+
 impl KafkaProducer {
     /// Opens a producer for `spec`'s cluster. With a transactional id it
     /// fences any earlier producer with that id (a killed run: its open
@@ -62,19 +83,17 @@ impl KafkaProducer {
         transactional_id: Option<&str>,
         metrics: KafkaMetrics,
     ) -> KafkaResult<Arc<Self>> {
-        let mut config = client_config(&spec.brokers, &[]);
+        let mut config = client_config(&spec.brokers);
         config.set("enable.idempotence", "true").set("linger.ms", "5");
         if let Some(id) = transactional_id {
             config.set("transactional.id", id).set("transaction.timeout.ms", "60000");
         }
-        for (k, v) in &spec.properties {
-            config.set(k, v);
-        }
+        super::set_properties(&mut config, &spec.properties)?;
         let context =
             Context { observed: Observed::new(client.to_string(), metrics.clone()), failed: Mutex::new(None) };
         let producer: BaseProducer<Context> = config.create_with_context(context)?;
         if transactional_id.is_some() {
-            producer.init_transactions(REQUEST_TIMEOUT)?;
+            init_transactions(&producer)?;
             producer.begin_transaction()?;
         }
         Ok(Arc::new(KafkaProducer { producer, metrics }))

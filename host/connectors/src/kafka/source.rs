@@ -186,7 +186,7 @@ impl KafkaConsumer {
         gate: Arc<Gate>,
         metrics: KafkaMetrics,
     ) -> KafkaResult<Arc<Self>> {
-        let mut config = client_config(&spec.brokers, &[]);
+        let mut config = client_config(&spec.brokers);
         config
             .set("group.id", &spec.group)
             // Static membership: a restarted process takes its partitions
@@ -200,9 +200,7 @@ impl KafkaConsumer {
             // group decides (see `Start::unless_committed`).
             .set("auto.offset.reset", if spec.start == KafkaStart::Latest { "latest" } else { "earliest" })
             .set("queued.max.messages.kbytes", "16384");
-        for (k, v) in &spec.properties {
-            config.set(k, v);
-        }
+        super::set_properties(&mut config, &spec.properties)?;
         let context = Context {
             observed: Observed::new(format!("source {source}"), metrics),
             source: source.to_string(),
