@@ -23,8 +23,9 @@ pub enum Committed {
     At(usize),
     /// None of them matches what the system committed.
     Nowhere,
-    /// The system committed nothing yet: none of them was committed (a run
-    /// killed before its first commit), so the run starts from the beginning.
+    /// The system has committed nothing: a lone first checkpoint was never
+    /// committed (a run killed before its first commit), so the run starts
+    /// as a new one would; with more checkpoints, as `Nowhere`.
     Before,
 }
 

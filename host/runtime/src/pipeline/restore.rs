@@ -53,16 +53,19 @@ pub fn choose(
                 );
                 chosen = i;
             }
-            Committed::Before => {
+            // Only a lone first checkpoint is that case for sure: a group
+            // with nothing committed after longer runs had its offsets
+            // expired, reset or renamed, and falls to the loud line below.
+            Committed::Before if valid.len() == 1 && newest.epoch == 1 => {
                 let aside = store.set_aside()?;
-                tracing::info!(
+                tracing::warn!(
                     moved_to = ?aside,
-                    "no checkpoint's transaction was committed (the consumer groups have committed nothing): \
-                     the checkpoints are set aside and the run starts from the beginning"
+                    "the first checkpoint's transaction never committed (the consumer groups have committed \
+                     nothing): it is set aside and the run starts where a new one would"
                 );
                 return Ok(None);
             }
-            Committed::Nowhere => tracing::error!(
+            Committed::Before | Committed::Nowhere => tracing::error!(
                 "NO CHECKPOINT MATCHES the committed offsets of the consumer groups: resuming from checkpoint {}; \
                  results since it may be written again",
                 newest.epoch
@@ -132,6 +135,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_with_two(dir.path());
         let said: Vec<Box<dyn Coordinator>> = vec![Box::new(Says(Committed::Before))];
+        let c = choose(&mut store, "p", &said, StartFrom::Checkpoint, &metrics).unwrap().unwrap();
+        assert_eq!(c.epoch, 2, "two checkpoints and nothing committed: offsets expired or reset; the newest, loudly");
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_two(dir.path());
+        std::fs::remove_file(&store.load_all().unwrap()[0].path).unwrap();
         assert!(choose(&mut store, "p", &said, StartFrom::Checkpoint, &metrics).unwrap().is_none());
         assert!(store.load_all().unwrap().is_empty(), "set aside, not used");
         let aside = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
