@@ -17,7 +17,10 @@ mod validate;
 
 pub use load::{ConfigError, SourceText, load, load_str};
 pub use options::Options;
-pub use server::{HttpLimits, MAX_TOKENS_FILE, Scope, ServerSpec, TokenSpec, read_tokens_file};
+pub use server::{
+    HttpLimits, MAX_TOKENS_FILE, Scope, ServerSpec, TokenSpec, parse_tokens_file, read_bounded, read_tokens_file,
+    unreadable,
+};
 pub use types::*;
 pub use validate::*;
 

@@ -101,14 +101,14 @@ pub(super) fn server(s: &ServerSection, at: &Locator) -> Result<ServerSpec, Conf
         Some(path) => {
             // Read now so that a bad file stops the start, naming its line;
             // the server reads it again when it starts serving.
-            read_tokens_file(path.get_ref(), &tokens).map_err(|e| match e {
-                ConfigError::Read { source, .. } => at.error(
+            if let Err(e) = read_bounded(path.get_ref()) {
+                return Err(at.error(
                     Some(path.span()),
                     "server.tokens_file",
-                    format!("cannot read `{}`: {source}", path.get_ref().display()),
-                ),
-                other => other,
-            })?;
+                    format!("cannot read `{}`: {e}", path.get_ref().display()),
+                ));
+            }
+            read_tokens_file(path.get_ref(), &tokens)?;
             Some(path.get_ref().clone())
         }
         None => None,
@@ -131,17 +131,45 @@ pub const MAX_TOKENS_FILE: u64 = 1 << 20;
 /// an error naming the file and line. `fixed` are the pipeline file's
 /// tokens, whose ids the file may not reuse.
 pub fn read_tokens_file(path: &Path, fixed: &[TokenSpec]) -> Result<Vec<TokenSpec>, ConfigError> {
-    let read = || -> std::io::Result<String> {
-        let mut text = String::new();
-        std::fs::File::open(path)?.take(MAX_TOKENS_FILE + 1).read_to_string(&mut text)?;
-        if text.len() as u64 > MAX_TOKENS_FILE {
-            return Err(std::io::Error::other(format!("larger than {MAX_TOKENS_FILE} bytes")));
-        }
-        Ok(text)
+    let bytes = read_bounded(path).map_err(|e| unreadable(path, &e))?;
+    parse_tokens_file(path, &bytes, fixed)
+}
+
+/// A tokens file that cannot be read.
+pub fn unreadable(path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: None,
+        key: "tokens".into(),
+        message: format!("cannot read the file: {e}"),
+    }
+}
+
+/// The first [`MAX_TOKENS_FILE`] + 1 bytes of `path` (one more than allowed,
+/// so that [`parse_tokens_file`] can tell a file too large).
+pub fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_TOKENS_FILE + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Checks a tokens file's contents, as [`read_tokens_file`]. A syntax error
+/// names the line and column but never repeats the line (it may hold a
+/// token pasted by mistake).
+pub fn parse_tokens_file(path: &Path, bytes: &[u8], fixed: &[TokenSpec]) -> Result<Vec<TokenSpec>, ConfigError> {
+    let invalid = |line: Option<usize>, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        key: "tokens".into(),
+        message,
     };
-    let text = read().map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    let at = SourceText { path: path.to_path_buf(), text: text.as_str().into() };
-    let file: TokensFile = toml::from_str(&text).map_err(|e| at.parse_error(e))?;
+    if bytes.len() as u64 > MAX_TOKENS_FILE {
+        return Err(invalid(None, format!("the file is larger than {MAX_TOKENS_FILE} bytes")));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid(None, "the file is not UTF-8".into()))?;
+    let at = SourceText { path: path.to_path_buf(), text: text.into() };
+    let file: TokensFile = toml::from_str(text)
+        .map_err(|e| invalid(e.span().map(|s| at.line_of(s)), e.message().trim_end().to_string()))?;
     token_list(&file.tokens, "tokens", fixed, false, &at)
 }
 

@@ -59,10 +59,14 @@ impl Tokens {
     pub fn new(spec: &ServerSpec, health: &Health) -> anyhow::Result<Tokens> {
         let file = match &spec.tokens_file {
             Some(path) => {
-                let tokens = weir_config::read_tokens_file(path, &spec.tokens)?;
+                // One read: the tokens used and the contents remembered are
+                // the same bytes, so a change made meanwhile is seen.
+                let bytes = weir_config::read_bounded(path)
+                    .map_err(|e| anyhow::anyhow!("tokens_file `{}`: {e}", path.display()))?;
+                let tokens = weir_config::parse_tokens_file(path, &bytes, &spec.tokens)?;
                 let usable = health.check("tokens");
                 usable.store(true, Ordering::Relaxed);
-                let seen = std::fs::read(path).ok().map(|b| sha2::Sha256::digest(&b).into());
+                let seen = Some(sha2::Sha256::digest(&bytes).into());
                 Some(TokensFile { path: path.clone(), tokens: RwLock::new(tokens), seen: Mutex::new(seen), usable })
             }
             None => None,
@@ -101,7 +105,8 @@ impl Tokens {
     /// file revokes them. Logged and audited.
     pub fn reload(&self, trigger: Trigger, audit: Option<&Audit>) {
         let Some(f) = &self.file else { return };
-        let now: Option<[u8; 32]> = std::fs::read(&f.path).ok().map(|b| sha2::Sha256::digest(&b).into());
+        let read = weir_config::read_bounded(&f.path);
+        let now: Option<[u8; 32]> = read.as_ref().ok().map(|b| sha2::Sha256::digest(b).into());
         {
             let mut seen = f.seen.lock().unwrap_or_else(|e| e.into_inner());
             if matches!(trigger, Trigger::Changed) && *seen == now {
@@ -110,7 +115,10 @@ impl Tokens {
             *seen = now;
         }
         let digest = now.map(hex::encode);
-        let outcome = weir_config::read_tokens_file(&f.path, &self.fixed);
+        let outcome = match read {
+            Ok(bytes) => weir_config::parse_tokens_file(&f.path, &bytes, &self.fixed),
+            Err(e) => Err(weir_config::unreadable(&f.path, &e)),
+        };
         let result = match outcome {
             Ok(tokens) => {
                 let (added, removed) = {
@@ -264,5 +272,9 @@ mod tests {
         std::fs::write(&path, "\n[[tokens]]\nid = \"x\"\nscopes = []\nenv = \"HOME\"\n").unwrap();
         let e = weir_config::read_tokens_file(&path, &[]).unwrap_err().to_string();
         assert!(e.contains(":5: tokens[0].env"), "{e}");
+        // A syntax error names the line, never repeats it (it may hold a token).
+        std::fs::write(&path, "[[tokens]]\nid = \"x\"\ntoken = \"SECRET-pasted-by-mistake\n").unwrap();
+        let e = weir_config::read_tokens_file(&path, &[]).unwrap_err().to_string();
+        assert!(e.contains("tokens.toml:3: tokens:") && !e.contains("SECRET"), "{e}");
     }
 }
