@@ -92,6 +92,11 @@ path = {out}
     let body =
         wait_for_metrics(port, |b| metric(b, "weir_step_events_in_total", &["step=\"pass\""]).unwrap_or(0.0) > 0.0);
     assert_eq!(get(port, "/readyz"), Some((200, "ready\n".to_string())));
+    // SIGHUP (a `systemctl reload`) never stops the process.
+    let pid = child.0.as_ref().unwrap().id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(child.0.as_mut().unwrap().try_wait().unwrap().is_none(), "SIGHUP stopped weir");
     assert_eq!(get(port, "/healthz"), Some((200, "ok\n".to_string())));
     let live = "pipeline=\"live\"";
     for (name, labels) in [

@@ -46,6 +46,12 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     let prepared = prepare(spec, RunOptions { listen: args.listen, cache_dir, from, instance: args.instance })?;
     let parts = prepared.server_parts();
+    // SIGHUP reloads what can be reloaded (the server's tokens_file) and
+    // never stops the process, as its default action would.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGHUP,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )?;
     let server = match &parts.listen {
         Some(addr) => Some(weir_server::Server::start(addr, parts.clone())?),
         None => None,
