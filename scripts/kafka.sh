@@ -67,7 +67,7 @@ start() {
     # when the folder is formatted).
     local listeners="PLAINTEXT://127.0.0.1:$port" map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT" secure=""
     if [ -n "${KAFKA_SSL_PORT:-}" ]; then
-        listeners+=",SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT"
+        listeners+=",SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:${KAFKA_SASL_PORT:?KAFKA_SASL_PORT: the SASL_SSL listener}"
         map+=",SSL:SSL,SASL_SSL:SASL_SSL"
         secure="inter.broker.listener.name=PLAINTEXT
 ssl.keystore.type=PEM
@@ -102,6 +102,7 @@ appender.file.layout.pattern=[%d] %p %m (%c)%n
 LOG
     local java=(java -Xms256m -Xmx512m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$home/libs/*")
     if [ ! -f "$dir/data/meta.properties" ]; then
+        # The SCRAM password is on this command line (seen by `ps`): for tests.
         local scram=()
         [ -z "${KAFKA_SCRAM_USER:-}" ] ||
             scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=${KAFKA_SCRAM_PASSWORD:?}]")

@@ -105,22 +105,39 @@ impl Property {
         match self {
             Property::Value(v) => Ok(v.clone()),
             Property::Env { env } => std::env::var(env).map_err(|_| format!("environment variable `{env}` is not set")),
-            Property::File { file } => std::fs::read_to_string(file)
-                .map(|t| t.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read `{}`: {e}", file.display())),
+            Property::File { file } => {
+                let read = || -> std::io::Result<String> {
+                    use std::io::Read;
+                    let mut text = String::new();
+                    std::fs::File::open(file)?.take(MAX_PROPERTY_FILE + 1).read_to_string(&mut text)?;
+                    if text.len() as u64 > MAX_PROPERTY_FILE {
+                        return Err(std::io::Error::other(format!("larger than {MAX_PROPERTY_FILE} bytes")));
+                    }
+                    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+                };
+                read().map_err(|e| format!("cannot read `{}`: {e}", file.display()))
+            }
         }
     }
 }
 
-/// librdkafka properties that hold secrets: never written in the pipeline file.
-const SECRETS: [&str; 7] = [
+/// Largest file a property's value is read from.
+const MAX_PROPERTY_FILE: u64 = 64 << 10;
+
+/// librdkafka properties that hold secrets (its `_RK_SENSITIVE` ones that
+/// are not paths or names, and their aliases): never written in the
+/// pipeline file.
+const SECRETS: [&str; 10] = [
     "sasl.password",
     "ssl.key.password",
     "ssl.key.pem",
-    "ssl.keystore.password",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.config",
     "ssl_key",
+    "ssl.keystore.password",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.client.credentials.client.secret",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
 ];
 
 fn required(o: &Options, value: String, field: &str, what: &str) -> Result<String, ConfigError> {

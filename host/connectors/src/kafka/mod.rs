@@ -42,6 +42,27 @@ fn client_config(brokers: &str) -> ClientConfig {
     c
 }
 
+/// A client made from `config`; a setting librdkafka refuses is reported by
+/// its key, never its value (it may be a secret read from a file).
+fn create<C: rdkafka::config::FromClientConfigAndContext<X>, X: ClientContext>(
+    config: &ClientConfig,
+    context: X,
+) -> Result<C, KafkaError> {
+    config.create_with_context(context).map_err(|e| match e {
+        KafkaError::ClientConfig(code, description, key, _) => KafkaError::ClientConfig(
+            code,
+            description.replace(&value_of(config, &key), "<hidden>"),
+            key,
+            "<hidden>".into(),
+        ),
+        other => other,
+    })
+}
+
+fn value_of(config: &ClientConfig, key: &str) -> String {
+    config.get(key).filter(|v| !v.is_empty()).unwrap_or("\u{0}").to_string()
+}
+
 /// Sets the pass-through properties, reading those given by environment
 /// variable or file now (a secret rotated on disk is used by the next client).
 fn set_properties(c: &mut ClientConfig, properties: &[(String, config::Property)]) -> Result<(), KafkaError> {
@@ -267,4 +288,18 @@ fn client_error(component: String, what: &str, e: KafkaError) -> weir_core::erro
 /// A broker that cannot be reached or refuses: outside Weir, worth retrying.
 fn broker_error(component: String, what: &str, e: KafkaError) -> weir_core::error::Error {
     weir_core::error::Error::external(format!("{what}: {e}")).at(component)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refused_setting_is_reported_by_its_key_not_its_value() {
+        let mut config = super::client_config("127.0.0.1:1");
+        config.set("security.protocol", "SECRET-not-a-protocol");
+        let e = super::create::<rdkafka::producer::BaseProducer, _>(&config, rdkafka::producer::DefaultProducerContext)
+            .err()
+            .expect("refused");
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains("security.protocol") && !shown.contains("SECRET"), "{shown}");
+    }
 }

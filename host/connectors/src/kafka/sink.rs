@@ -91,7 +91,7 @@ impl KafkaProducer {
         super::set_properties(&mut config, &spec.properties)?;
         let context =
             Context { observed: Observed::new(client.to_string(), metrics.clone()), failed: Mutex::new(None) };
-        let producer: BaseProducer<Context> = config.create_with_context(context)?;
+        let producer: BaseProducer<Context> = super::create(&config, context)?;
         if transactional_id.is_some() {
             init_transactions(&producer)?;
             producer.begin_transaction()?;

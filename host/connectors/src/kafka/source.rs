@@ -210,7 +210,7 @@ impl KafkaConsumer {
             owned: Mutex::new(BTreeSet::new()),
             gate,
         };
-        let consumer = config.create_with_context(context)?;
+        let consumer = super::create(&config, context)?;
         Ok(Arc::new(KafkaConsumer { source: source.to_string(), topic: spec.topic.clone(), consumer }))
     }
 
