@@ -15,11 +15,10 @@ mod server;
 mod types;
 mod validate;
 
-pub use load::{ConfigError, SourceText, load, load_str};
+pub use load::{ConfigError, SourceText, load, load_str, read_at_most};
 pub use options::Options;
 pub use server::{
-    HttpLimits, MAX_TOKENS_FILE, Scope, ServerSpec, TokenSpec, parse_tokens_file, read_bounded, read_tokens_file,
-    unreadable,
+    HttpLimits, MAX_TOKENS_FILE, Scope, ServerSpec, TokenSpec, parse_tokens_file, read_tokens_file, unreadable,
 };
 pub use types::*;
 pub use validate::*;

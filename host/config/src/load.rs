@@ -48,6 +48,19 @@ pub fn load_str(path: &Path, text: &str) -> Result<PipelineSpec, ConfigError> {
     validate(file, &at)
 }
 
+/// The contents of `path` if it holds at most `limit` bytes; a larger file
+/// is an error (only `limit` + 1 bytes of it are read). For files a user
+/// names whose size nothing else bounds: secrets, token lists.
+pub fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// The pipeline file's text, kept so that every later stage (connectors,
 /// queries) can turn a span into a line number in its errors.
 #[derive(Debug)]

@@ -2,9 +2,8 @@
 //! never holds one) and their scopes, and the tokens file read again while
 //! the server runs ([`read_tokens_file`]).
 
-use super::load::{ConfigError, Locator, SourceText};
+use super::load::{ConfigError, Locator, SourceText, read_at_most};
 use super::types::{ServerSection, TokenConfig, TokensFile};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -101,14 +100,14 @@ pub(super) fn server(s: &ServerSection, at: &Locator) -> Result<ServerSpec, Conf
         Some(path) => {
             // Read now so that a bad file stops the start, naming its line;
             // the server reads it again when it starts serving.
-            if let Err(e) = read_bounded(path.get_ref()) {
-                return Err(at.error(
+            let bytes = read_at_most(path.get_ref(), MAX_TOKENS_FILE).map_err(|e| {
+                at.error(
                     Some(path.span()),
                     "server.tokens_file",
                     format!("cannot read `{}`: {e}", path.get_ref().display()),
-                ));
-            }
-            read_tokens_file(path.get_ref(), &tokens)?;
+                )
+            })?;
+            parse_tokens_file(path.get_ref(), &bytes, &tokens)?;
             Some(path.get_ref().clone())
         }
         None => None,
@@ -131,7 +130,7 @@ pub const MAX_TOKENS_FILE: u64 = 1 << 20;
 /// an error naming the file and line. `fixed` are the pipeline file's
 /// tokens, whose ids the file may not reuse.
 pub fn read_tokens_file(path: &Path, fixed: &[TokenSpec]) -> Result<Vec<TokenSpec>, ConfigError> {
-    let bytes = read_bounded(path).map_err(|e| unreadable(path, &e))?;
+    let bytes = read_at_most(path, MAX_TOKENS_FILE).map_err(|e| unreadable(path, &e))?;
     parse_tokens_file(path, &bytes, fixed)
 }
 
@@ -145,14 +144,6 @@ pub fn unreadable(path: &Path, e: &std::io::Error) -> ConfigError {
     }
 }
 
-/// The first [`MAX_TOKENS_FILE`] + 1 bytes of `path` (one more than allowed,
-/// so that [`parse_tokens_file`] can tell a file too large).
-pub fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(MAX_TOKENS_FILE + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 /// Checks a tokens file's contents, as [`read_tokens_file`]. A syntax error
 /// names the line and column but never repeats the line (it may hold a
 /// token pasted by mistake).
@@ -163,9 +154,6 @@ pub fn parse_tokens_file(path: &Path, bytes: &[u8], fixed: &[TokenSpec]) -> Resu
         key: "tokens".into(),
         message,
     };
-    if bytes.len() as u64 > MAX_TOKENS_FILE {
-        return Err(invalid(None, format!("the file is larger than {MAX_TOKENS_FILE} bytes")));
-    }
     let text = std::str::from_utf8(bytes).map_err(|_| invalid(None, "the file is not UTF-8".into()))?;
     let at = SourceText { path: path.to_path_buf(), text: text.into() };
     let file: TokensFile = toml::from_str(text)

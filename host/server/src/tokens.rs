@@ -61,7 +61,7 @@ impl Tokens {
             Some(path) => {
                 // One read: the tokens used and the contents remembered are
                 // the same bytes, so a change made meanwhile is seen.
-                let bytes = weir_config::read_bounded(path)
+                let bytes = weir_config::read_at_most(path, weir_config::MAX_TOKENS_FILE)
                     .map_err(|e| anyhow::anyhow!("tokens_file `{}`: {e}", path.display()))?;
                 let tokens = weir_config::parse_tokens_file(path, &bytes, &spec.tokens)?;
                 let usable = health.check("tokens");
@@ -105,7 +105,7 @@ impl Tokens {
     /// file revokes them. Logged and audited.
     pub fn reload(&self, trigger: Trigger, audit: Option<&Audit>) {
         let Some(f) = &self.file else { return };
-        let read = weir_config::read_bounded(&f.path);
+        let read = weir_config::read_at_most(&f.path, weir_config::MAX_TOKENS_FILE);
         let now: Option<[u8; 32]> = read.as_ref().ok().map(|b| sha2::Sha256::digest(b).into());
         {
             let mut seen = f.seen.lock().unwrap_or_else(|e| e.into_inner());

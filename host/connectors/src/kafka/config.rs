@@ -105,18 +105,10 @@ impl Property {
         match self {
             Property::Value(v) => Ok(v.clone()),
             Property::Env { env } => std::env::var(env).map_err(|_| format!("environment variable `{env}` is not set")),
-            Property::File { file } => {
-                let read = || -> std::io::Result<String> {
-                    use std::io::Read;
-                    let mut text = String::new();
-                    std::fs::File::open(file)?.take(MAX_PROPERTY_FILE + 1).read_to_string(&mut text)?;
-                    if text.len() as u64 > MAX_PROPERTY_FILE {
-                        return Err(std::io::Error::other(format!("larger than {MAX_PROPERTY_FILE} bytes")));
-                    }
-                    Ok(text.trim_end_matches(['\n', '\r']).to_string())
-                };
-                read().map_err(|e| format!("cannot read `{}`: {e}", file.display()))
-            }
+            Property::File { file } => weir_config::read_at_most(file, MAX_PROPERTY_FILE)
+                .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::other("not UTF-8")))
+                .map(|t| t.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read `{}`: {e}", file.display())),
         }
     }
 }

@@ -49,18 +49,15 @@ fn create<C: rdkafka::config::FromClientConfigAndContext<X>, X: ClientContext>(
     context: X,
 ) -> Result<C, KafkaError> {
     config.create_with_context(context).map_err(|e| match e {
-        KafkaError::ClientConfig(code, description, key, _) => KafkaError::ClientConfig(
-            code,
-            description.replace(&value_of(config, &key), "<hidden>"),
-            key,
-            "<hidden>".into(),
-        ),
+        KafkaError::ClientConfig(code, description, key, _) => {
+            let description = match config.get(&key) {
+                Some(value) if !value.is_empty() => description.replace(value, "<hidden>"),
+                _ => description,
+            };
+            KafkaError::ClientConfig(code, description, key, "<hidden>".into())
+        }
         other => other,
     })
-}
-
-fn value_of(config: &ClientConfig, key: &str) -> String {
-    config.get(key).filter(|v| !v.is_empty()).unwrap_or("\u{0}").to_string()
 }
 
 /// Sets the pass-through properties, reading those given by environment
