@@ -12,10 +12,12 @@ mod plugin_step;
 mod restore;
 mod router;
 mod run;
+mod steps;
 mod worker;
 
 pub use build::{Checked, Sharding, check, sharding};
 pub use plugin_step::{PluginStep, PluginStepOptions};
-pub use run::{Prepared, RunOptions, RunReport, Running, ServerParts, prepare, start, start_plugin};
+pub use run::{Prepared, RunOptions, RunReport, Running, ServerParts, prepare, start};
+pub use steps::start_plugin;
 pub use weir_core::step::{Outputs, Step};
 pub use worker::ShardMetrics;
