@@ -4,6 +4,7 @@ mod harness;
 mod live;
 mod metrics;
 
+mod at_rest;
 mod checkpoints;
 mod config_errors;
 mod dead_letters;

@@ -5,7 +5,9 @@
 //!   server of `weir-server` between preparing and starting it.
 //! - `deploy`: a new plugin version through a running pipeline's admin API.
 //! - `plugin`: `weir plugin new|build|test|bench` for plugin authors.
+//! - `decrypt`: the plaintext of a file encrypted at rest.
 
+mod decrypt;
 mod deploy;
 pub mod plugin;
 pub mod progress;
@@ -46,6 +48,9 @@ pub enum Command {
     /// Plugins in Rust, Python, JavaScript, C and Go: lay one out from a
     /// template, build it into a component, test it on events, measure it.
     Plugin(plugin::PluginArgs),
+    /// Prints the plaintext of a file encrypted at rest (a file sink's
+    /// output, the dead-letter output, a checkpoint) with the given keys.
+    Decrypt(decrypt::DecryptArgs),
 }
 
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -105,6 +110,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Deploy(args) => deploy::deploy(args),
         Command::Plugin(args) => plugin::plugin(args),
+        Command::Decrypt(args) => decrypt::decrypt(args),
     }
 }
 

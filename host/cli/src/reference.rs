@@ -40,6 +40,7 @@ const TABLES: &[Table] = &[
     Table { marker: "onnx", file: TYPES, ty: "OnnxSection" },
     Table { marker: "checkpoint", file: TYPES, ty: "CheckpointSection" },
     Table { marker: "dead_letter", file: TYPES, ty: "DeadLetterConfig" },
+    Table { marker: "encryption", file: TYPES, ty: "EncryptionSection" },
 ];
 
 fn repo() -> PathBuf {
@@ -106,6 +107,7 @@ fn describe(ty: &syn::Type) -> (String, bool, Option<String>) {
         ("Duration", _) => ("duration".into(), false, None),
         ("ByteSize", _) => ("size".into(), false, None),
         ("BTreeMap", _) => ("table".into(), false, None),
+        ("Value", _) => ("any".into(), false, None),
         ("GeneratorKind" | "NexmarkKind" | "SinkMode", _) => ("string".into(), false, None),
         (other, _) => ("table".into(), false, Some(other.to_string())),
     }

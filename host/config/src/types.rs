@@ -29,6 +29,34 @@ pub struct PipelineFile {
     pub deploy: Option<DeploySection>,
     /// `[checkpoint]`: periodic checkpoints and exactly-once delivery.
     pub checkpoint: Option<CheckpointSection>,
+    /// `[encryption]`: encryption at rest.
+    pub encryption: Option<EncryptionSection>,
+}
+
+/// `[encryption]`: what Weir writes to disk that holds event data —
+/// checkpoints, the dead-letter output and file sinks (each may opt out
+/// with `encrypt = false`) — is encrypted with AES-256-GCM. The keys are
+/// never in this file: give exactly one of `keys_file` and `keys_env`.
+/// Keys are entries `<key id> <64 hex digits>` (one per line, or separated
+/// by commas); the first encrypts new writes, every one listed decrypts.
+/// To rotate, put a new key first and restart; keep the old ones while a
+/// file written with them is needed. See docs/security.md.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSection {
+    /// A file holding the keys (readable by Weir's user only).
+    pub keys_file: Option<Spanned<PathBuf>>,
+    /// An environment variable holding the keys.
+    pub keys_env: Option<Spanned<String>>,
+    /// Restore a checkpoint written before encryption was turned on
+    /// (default false: with `[encryption]`, a plaintext checkpoint stops
+    /// the start, since whoever can write the folder could plant one). Set
+    /// it for the one restart that turns encryption on, then remove it.
+    pub accept_plaintext_checkpoints: Option<bool>,
+    /// Refused (also as `keys`): a key written here would be in every copy
+    /// of the pipeline file. The error names the line, never the value.
+    #[serde(default, alias = "keys")]
+    pub key: Option<Spanned<toml::Value>>,
 }
 
 /// `[checkpoint]`: every `interval` the pipeline stops at a batch boundary

@@ -2,14 +2,15 @@
 //! reason, where it came from, and its original bytes. Nothing is dropped
 //! without a record here and a count in `weir_dead_letter_events_total`.
 
+use crate::at_rest::Keyring;
 use crate::event::Origin;
 use crate::metrics::Metrics;
 use crate::metrics::events::{DeadLettered, InternalEvent};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Where dead letters go when the pipeline file names no `[dead_letter]` path.
 pub const DEFAULT_PATH: &str = "dead-letter.ndjson";
@@ -48,18 +49,64 @@ struct Record<'a> {
 }
 
 /// The dead-letter writer, shared by all stages. The file is created on the
-/// first record, so a clean run leaves none.
+/// first record, so a clean run leaves none. With a keyring, each write-out
+/// (one batch's records) is one encrypted frame ([`crate::at_rest`]).
 pub struct DeadLetters {
     path: PathBuf,
-    file: Mutex<Option<BufWriter<File>>>,
+    /// The open file, and its id when sealed.
+    file: Mutex<Option<(File, Option<[u8; 16]>)>>,
     sources: Vec<String>,
     metrics: Metrics,
     redact: Vec<String>,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl DeadLetters {
     pub fn new(path: PathBuf, sources: Vec<String>, metrics: Metrics) -> Self {
-        DeadLetters { path, file: Mutex::new(None), sources, metrics, redact: Vec::new() }
+        DeadLetters { path, file: Mutex::new(None), sources, metrics, redact: Vec::new(), keyring: None }
+    }
+
+    /// Encrypts the output with the keyring's active key.
+    pub fn with_keyring(mut self, keyring: Option<Arc<Keyring>>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    /// Refuses a file whose form (encrypted or plaintext) is not the one
+    /// this run writes (appending would mix the two), and an encrypted
+    /// output that is not a regular file; cuts a torn last encrypted frame
+    /// off (a crash while it was written), so that later ones stay readable.
+    pub fn check_form(&self) -> std::io::Result<()> {
+        let what = "the dead-letter output";
+        let mut file = match OpenOptions::new().read(true).write(true).open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) if self.keyring.is_none() => return Ok(()), // a device only writable, say
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return match self.keyring {
+                Some(_) => Err(std::io::Error::other(format!(
+                    "{what}: `{}` is not a regular file; only files are encrypted",
+                    self.path.display()
+                ))),
+                None => Ok(()),
+            };
+        }
+        match crate::at_rest::file_is_sealed(&mut file, meta.len())? {
+            Some(sealed) if sealed != self.keyring.is_some() => Err(crate::at_rest::mixed(what, &self.path, sealed)),
+            Some(true) => {
+                let whole = crate::at_rest::whole_frames_end(&mut file, meta.len(), self.keyring.as_deref())?;
+                if whole < meta.len() {
+                    tracing::warn!(path = %self.path.display(), bytes = meta.len() - whole,
+                        "a torn last encrypted frame of the dead-letter output was cut off");
+                    file.set_len(whole)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Masks the values of these fields ("***", at any depth) in the
@@ -82,12 +129,8 @@ impl DeadLetters {
     /// Writes several records under one lock and one flush.
     pub fn send_all<'a>(&self, records: impl IntoIterator<Item = DeadLetter<'a>>) -> std::io::Result<()> {
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wrote = false;
+        let mut out = Vec::new();
         for dl in records {
-            if guard.is_none() {
-                *guard = Some(self.open()?);
-            }
-            let w = guard.as_mut().expect("opened above");
             let masked;
             let (original, withheld_bytes) = if self.redact.is_empty() {
                 (dl.original, None)
@@ -113,16 +156,29 @@ impl DeadLetters {
                 original_hex: (text.is_none() && withheld_bytes.is_none()).then(|| hex::encode(original)),
                 withheld_bytes,
             };
-            serde_json::to_writer(&mut *w, &record)?;
-            w.write_all(b"\n")?;
+            serde_json::to_writer(&mut out, &record)?;
+            out.push(b'\n');
             let counter = self.metrics.dead_letter(dl.reason);
             DeadLettered { counter: &counter, reason: dl.reason, step: dl.step }.emit();
-            wrote = true;
         }
-        if wrote && let Some(w) = guard.as_mut() {
-            w.flush()?;
+        if out.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        if guard.is_none() {
+            *guard = Some((self.open()?, None));
+        }
+        let (file, file_id) = guard.as_mut().expect("opened above");
+        match &self.keyring {
+            None => file.write_all(&out),
+            Some(keys) => {
+                let at = file.metadata()?.len();
+                if at > 0 && file_id.is_none() {
+                    *file_id = Some(crate::at_rest::read_file_id(&mut File::open(&self.path)?)?);
+                }
+                let sealed = keys.seal_append(at, file_id, &out)?;
+                file.write_all(&sealed)
+            }
+        }
     }
 
     /// Where the output stands (every record is flushed as it is written):
@@ -155,12 +211,12 @@ impl DeadLetters {
         Ok(())
     }
 
-    fn open(&self) -> std::io::Result<BufWriter<File>> {
+    fn open(&self) -> std::io::Result<File> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
-        Ok(BufWriter::new(file))
+        self.check_form()?;
+        OpenOptions::new().create(true).append(true).open(&self.path)
     }
 }
 
@@ -181,6 +237,18 @@ fn mask(v: &mut serde_json::Value, fields: &[String]) {
     }
 }
 
+/// A refused event at line `i`, for tests.
+#[cfg(test)]
+fn test_record(i: u64, original: &[u8]) -> DeadLetter<'_> {
+    DeadLetter {
+        reason: "rejected",
+        detail: "no",
+        step: None,
+        origin: crate::event::Origin { source: 0, line: i, offset: i, partition: 0 },
+        original,
+    }
+}
+
 #[cfg(test)]
 mod resume_tests {
     use super::*;
@@ -191,13 +259,7 @@ mod resume_tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dead.ndjson");
         let dead = DeadLetters::new(path.clone(), vec!["s".into()], Metrics::new("t"));
-        let record = |i: u64| DeadLetter {
-            reason: "rejected",
-            detail: "no",
-            step: None,
-            origin: crate::event::Origin { source: 0, line: i, offset: i, partition: 0 },
-            original: b"{}",
-        };
+        let record = |i: u64| test_record(i, b"{}");
         dead.send(record(1)).unwrap();
         let at = dead.position().unwrap();
         dead.send(record(2)).unwrap();
@@ -209,6 +271,52 @@ mod resume_tests {
         let null = DeadLetters::new("/dev/null".into(), vec![], Metrics::new("t"));
         null.resume(&Position::File { offset: 0, line: 0 }).unwrap();
         assert!(std::path::Path::new("/dev/null").exists());
+    }
+}
+
+#[cfg(test)]
+mod sealed_tests {
+    use super::*;
+    use crate::at_rest::{Keyring, open_file};
+
+    #[test]
+    fn an_encrypted_output_is_cut_back_at_a_frame_and_never_mixed_with_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.bin");
+        let keys = Arc::new(Keyring::parse(&format!("k1 {}", "12".repeat(31) + "34")).unwrap());
+        let dead = DeadLetters::new(path.clone(), vec!["s".into()], Metrics::new("t")).with_keyring(Some(keys.clone()));
+        let record = test_record;
+        dead.send(record(1, br#"{"PatientName":"Ada"}"#)).unwrap();
+        let at = dead.position().unwrap();
+        dead.send(record(2, br#"{"PatientName":"Bob"}"#)).unwrap();
+        dead.resume(&at).unwrap();
+        dead.send(record(3, br#"{"PatientName":"Cy"}"#)).unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(11).any(|w| w == b"PatientName"), "no field name in the raw file");
+        let text = String::from_utf8(open_file(Some(&keys), &raw).unwrap().plaintext).unwrap();
+        let lines: Vec<_> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect();
+        assert_eq!(lines.iter().map(|l| l["line"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3]);
+        // The same file without encryption is refused, and the other way round.
+        let plain = DeadLetters::new(path.clone(), vec!["s".into()], Metrics::new("t"));
+        assert!(plain.check_form().unwrap_err().to_string().contains("is encrypted but encryption is off"));
+        assert!(plain.send(record(4, b"{}")).is_err(), "nothing plaintext is appended");
+        let other = dir.path().join("plain.ndjson");
+        std::fs::write(&other, "{}\n").unwrap();
+        let sealed = DeadLetters::new(other, vec![], Metrics::new("t")).with_keyring(Some(keys.clone()));
+        assert!(sealed.check_form().unwrap_err().to_string().contains("holds plaintext"));
+        // A torn last frame (a crash) is cut off before anything is added.
+        let mut torn = raw.clone();
+        torn.extend_from_slice(&[200, 0, 0, 0, 2, b'k']);
+        std::fs::write(&path, &torn).unwrap();
+        let again =
+            DeadLetters::new(path.clone(), vec!["s".into()], Metrics::new("t")).with_keyring(Some(keys.clone()));
+        again.send(record(5, b"{}")).unwrap();
+        let text =
+            String::from_utf8(open_file(Some(&keys), &std::fs::read(&path).unwrap()).unwrap().plaintext).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        // Encrypted output goes to regular files only.
+        let device = DeadLetters::new("/dev/null".into(), vec![], Metrics::new("t")).with_keyring(Some(keys));
+        assert!(device.check_form().unwrap_err().to_string().contains("not a regular file"));
     }
 }
 

@@ -18,7 +18,10 @@
 //! - [`error`]: one error type with a domain and a retry hint.
 //! - [`keys`]: key groups, the unit state is split and moved by across shards.
 //! - [`rate`]: the token bucket that bounds log lines and audit samples.
+//! - [`at_rest`]: encryption at rest (AES-256-GCM) of checkpoints, dead
+//!   letters and file sinks, with the keyring that rotates keys.
 
+pub mod at_rest;
 pub mod checkpoint;
 pub mod dead_letter;
 pub mod error;

@@ -51,9 +51,17 @@ pub struct FileSinkOptions {
     /// (default "1s"); lines also go out at every checkpoint and at the end.
     #[serde(default, with = "humantime_serde::option")]
     pub flush_interval: Option<std::time::Duration>,
+    /// Encrypt the file with the `[encryption]` keys (default: true when
+    /// the pipeline has `[encryption]`); read it with `weir decrypt`.
+    pub encrypt: Option<bool>,
 }
 
 pub struct File;
+
+/// A file session: the keyring file sinks are encrypted with.
+struct FileSession {
+    keyring: Option<std::sync::Arc<weir_core::at_rest::Keyring>>,
+}
 
 const KINDS: &[&str] = &["file"];
 
@@ -85,6 +93,9 @@ impl super::Connector for File {
         let mut paths = vec![("the dead-letter output".to_string(), absolute(&dead))];
         for s in super::sinks_of(spec, KINDS) {
             let o: FileSinkOptions = s.options.deserialize()?;
+            if o.encrypt == Some(true) && spec.encryption.is_none() {
+                return Err(s.options.error("encrypt", "needs the keys of an `[encryption]` section"));
+            }
             let path = absolute(&o.path);
             if let Some((other, _)) = paths.iter().find(|(_, p)| *p == path) {
                 let shown = o.path.display();
@@ -95,12 +106,12 @@ impl super::Connector for File {
         Ok(())
     }
 
-    fn session(&self, _: &super::SessionContext<'_>) -> anyhow::Result<Box<dyn super::Session>> {
-        Ok(Box::new(File))
+    fn session(&self, cx: &super::SessionContext<'_>) -> anyhow::Result<Box<dyn super::Session>> {
+        Ok(Box::new(FileSession { keyring: cx.spec.encryption.clone() }))
     }
 }
 
-impl super::Session for File {
+impl super::Session for FileSession {
     fn open_source(&mut self, cx: &super::SourceContext<'_>) -> anyhow::Result<Opened> {
         let o: FileSourceOptions = cx.spec.options.deserialize()?;
         let mut source = FileSource::open(o.path.get_ref(), cx.index, cx.spec)?
@@ -116,7 +127,8 @@ impl super::Session for File {
     fn open_sink(&mut self, spec: &SinkSpec, _: &Metrics) -> anyhow::Result<Box<dyn Sink>> {
         let o: FileSinkOptions = spec.options.deserialize()?;
         let interval = o.flush_interval.unwrap_or(std::time::Duration::from_secs(1));
-        Ok(Box::new(sink::open_file_with(&spec.name, &o.path, o.metadata, o.mode, interval)?))
+        let keyring = self.keyring.clone().filter(|_| o.encrypt != Some(false));
+        Ok(Box::new(sink::open_file_with(&spec.name, &o.path, o.metadata, o.mode, interval, keyring)?))
     }
 }
 
@@ -173,7 +185,8 @@ mod tests {
         use weir_core::sink::RunStart;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.ndjson");
-        let open = |mode| sink::open_file_with("s", &path, false, mode, std::time::Duration::from_secs(1)).unwrap();
+        let open =
+            |mode| sink::open_file_with("s", &path, false, mode, std::time::Duration::from_secs(1), None).unwrap();
         std::fs::write(&path, "{\"old\":1}\n{\"torn\":").unwrap();
         let note = open(SinkMode::Auto).begin(RunStart::Continuing).unwrap().unwrap();
         assert!(note.contains("a torn last line of 8 bytes was cut off"), "{note}");
@@ -188,6 +201,66 @@ mod tests {
         std::fs::write(&path, "{}\n").unwrap();
         assert!(open(SinkMode::Truncate).begin(RunStart::Continuing).unwrap().is_some());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[test]
+    fn an_encrypted_file_is_cut_back_at_frames_and_never_mixed_with_plaintext() {
+        use weir_core::at_rest::{Keyring, open_file};
+        use weir_core::sink::RunStart;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let keys = std::sync::Arc::new(Keyring::parse(&format!("k1 {}", "ab".repeat(31) + "cd")).unwrap());
+        let open = |mode, keys: Option<_>| {
+            sink::open_file_with("s", &path, false, mode, std::time::Duration::from_secs(1), keys).unwrap()
+        };
+        let batch = |n: u32| {
+            let mut b = weir_core::event::Batch::default();
+            b.push(format!(r#"{{"PatientId":"P-{n}"}}"#).as_bytes(), 0, Default::default());
+            b
+        };
+        let mut sink = open(SinkMode::Auto, Some(keys.clone()));
+        assert_eq!(sink.begin(RunStart::FromBeginning).unwrap(), None);
+        sink.write(&batch(1), None).unwrap();
+        sink.flush().unwrap();
+        let at = sink.position().unwrap();
+        sink.write(&batch(2), None).unwrap();
+        sink.flush().unwrap();
+        let mut again = open(SinkMode::Auto, Some(keys.clone()));
+        again.resume(&at).unwrap();
+        again.write(&batch(3), None).unwrap();
+        again.flush().unwrap();
+        drop(again);
+        let mut raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(9).any(|w| w == b"PatientId"), "no field name in the raw file");
+        let text = String::from_utf8(open_file(Some(&keys), &raw).unwrap().plaintext).unwrap();
+        assert_eq!(text, "{\"PatientId\":\"P-1\"}\n{\"PatientId\":\"P-3\"}\n");
+        // A torn last frame (a machine crash) is cut off by the next run.
+        raw.extend_from_slice(&[9, 0, 0, 0, 2]);
+        std::fs::write(&path, &raw).unwrap();
+        let note = open(SinkMode::Append, Some(keys.clone())).begin(RunStart::Continuing).unwrap().unwrap();
+        assert!(note.contains("a torn last encrypted frame of 5 bytes was cut off"), "{note}");
+        assert_eq!(open_file(Some(&keys), &std::fs::read(&path).unwrap()).unwrap().plaintext, text.as_bytes());
+        // Plaintext is never added to it, nor it to plaintext, whatever the
+        // start, unless the mode says to empty it.
+        let try_open = |mode, keys| {
+            sink::open_file_with("s", &path, false, mode, std::time::Duration::from_secs(1), keys).map(|_| ())
+        };
+        for mode in [SinkMode::Auto, SinkMode::Append] {
+            let e = try_open(mode, None).unwrap_err();
+            assert!(e.to_string().contains("is encrypted but encryption is off"), "{e}");
+        }
+        let mut emptied = open(SinkMode::Truncate, None);
+        assert!(emptied.resume(&at).unwrap_err().to_string().contains("is encrypted but encryption is off"));
+        assert!(emptied.begin(RunStart::Resumed).unwrap_err().to_string().contains("is encrypted"));
+        assert!(emptied.begin(RunStart::Continuing).unwrap().unwrap().starts_with("emptied"));
+        emptied.write(&batch(4), None).unwrap();
+        emptied.flush().unwrap();
+        let e = try_open(SinkMode::Auto, Some(keys.clone())).unwrap_err();
+        assert!(e.to_string().contains("holds plaintext from an earlier run"), "{e}");
+        // Resumed without being cut back (a push source): a torn frame is cut.
+        std::fs::write(&path, &raw).unwrap();
+        let note = open(SinkMode::Auto, Some(keys.clone())).begin(RunStart::Resumed).unwrap().unwrap();
+        assert!(note.contains("a torn last encrypted frame of 5 bytes was cut off"), "{note}");
     }
 
     /// Every `write` a file sink makes ends at the end of a line.

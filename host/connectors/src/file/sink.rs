@@ -13,11 +13,17 @@
 //! to resume from, `mode` says what happens to what the file holds
 //! ([`SinkMode`]). Buffered lines are written out every `flush_interval`,
 //! at every checkpoint and at the end.
+//!
+//! Encrypted ([`weir_core::at_rest`]), each write-out is one frame: the file
+//! is cut back at frame boundaries, and a torn last frame is cut off as a
+//! torn line is.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weir_core::at_rest::{self, Keyring};
 use weir_core::event::Batch;
 use weir_core::position::Position;
 use weir_core::sink::{RunStart, Sink, metadata_member, write_with_member};
@@ -55,16 +61,18 @@ impl SinkMode {
 /// [`Sink::begin`].
 #[cfg(test)]
 pub fn open_file(name: &str, path: &Path, metadata: bool) -> std::io::Result<FileSink> {
-    open_file_with(name, path, metadata, SinkMode::default(), Duration::from_secs(1))
+    open_file_with(name, path, metadata, SinkMode::default(), Duration::from_secs(1), None)
 }
 
-/// [`open_file`] with its `mode` and `flush_interval`.
+/// [`open_file`] with its `mode`, `flush_interval`, and the keyring that
+/// encrypts it (none: plaintext).
 pub fn open_file_with(
     name: &str,
     path: &Path,
     metadata: bool,
     mode: SinkMode,
     flush_interval: Duration,
+    keyring: Option<Arc<Keyring>>,
 ) -> std::io::Result<FileSink> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -76,7 +84,11 @@ pub fn open_file_with(
         .open(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("sink `{name}`: {}: {e}", path.display())))?;
     let written = file.metadata()?.len();
-    let counted = Counted { file, written };
+    let mut counted = Counted { file, written, keyring, file_id: None };
+    // Refused now, before anything changes, unless the mode empties it.
+    if mode != SinkMode::Truncate {
+        counted.check_form(name, path)?;
+    }
     Ok(FileSink {
         out: Ndjson::new(counted, metadata, false),
         name: name.into(),
@@ -91,13 +103,31 @@ pub fn open_file_with(
 pub struct Counted {
     file: File,
     written: u64,
+    /// Each write is sealed as one frame.
+    keyring: Option<Arc<Keyring>>,
+    /// The sealed file's id, once read or written.
+    file_id: Option<[u8; 16]>,
 }
 
 impl Write for Counted {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(bytes)?;
-        self.written += n as u64;
-        Ok(n)
+        let Some(keys) = &self.keyring else {
+            let n = self.file.write(bytes)?;
+            self.written += n as u64;
+            return Ok(n);
+        };
+        if self.written > 0 && self.file_id.is_none() {
+            self.file_id = Some(at_rest::read_file_id(&mut self.file)?);
+        }
+        let sealed = keys.seal_append(self.written, &mut self.file_id, bytes)?;
+        if let Err(e) = self.file.write_all(&sealed) {
+            // Part of the frame may be there: the next one is sealed for
+            // where the file really ends (the run stops on this error).
+            self.written = self.file.metadata().map_or(self.written, |m| m.len());
+            return Err(e);
+        }
+        self.written += sealed.len() as u64;
+        Ok(bytes.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -113,11 +143,28 @@ impl Counted {
     fn cut(&mut self, to: u64) -> std::io::Result<()> {
         self.file.set_len(to)?;
         self.written = to;
+        if to == 0 {
+            self.file_id = None;
+        }
         Ok(())
     }
 
-    /// Where the file's last whole line ends.
+    /// Refuses a file whose form (encrypted or plaintext) is not the one
+    /// this sink writes: appending would mix the two.
+    fn check_form(&mut self, name: &str, path: &Path) -> std::io::Result<()> {
+        match at_rest::file_is_sealed(&mut self.file, self.written)? {
+            Some(sealed) if sealed != self.keyring.is_some() => {
+                Err(at_rest::mixed(&format!("sink `{name}`"), path, sealed))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the file's last whole line (or encrypted frame) ends.
     fn last_line_end(&mut self) -> std::io::Result<u64> {
+        if let Some(keys) = &self.keyring {
+            return at_rest::whole_frames_end(&mut self.file, self.written, Some(keys));
+        }
         let mut end = self.written;
         let mut chunk = vec![0u8; 64 << 10];
         while end > 0 {
@@ -165,7 +212,23 @@ impl Sink for FileSink {
 
     fn begin(&mut self, start: RunStart) -> std::io::Result<Option<String>> {
         let counted = &mut self.out.out;
-        if start == RunStart::Resumed || !counted.is_file()? || counted.written == 0 {
+        if !counted.is_file()? || counted.written == 0 {
+            return Ok(None);
+        }
+        if start == RunStart::Resumed {
+            counted.check_form(&self.name, &self.path)?;
+            // Resumed without being cut back (a push source): a torn
+            // frame would make every later one unreadable.
+            let held = counted.written;
+            let whole = if counted.keyring.is_some() { counted.last_line_end()? } else { held };
+            if whole < held {
+                counted.cut(whole)?;
+                return Ok(Some(format!(
+                    "a torn last encrypted frame of {} bytes was cut off {}",
+                    held - whole,
+                    self.path.display()
+                )));
+            }
             return Ok(None);
         }
         let held = counted.written;
@@ -182,10 +245,15 @@ impl Sink for FileSink {
                 self.mode.name()
             )));
         }
+        counted.check_form(&self.name, &self.path)?;
         let whole = counted.last_line_end()?;
         Ok(Some(if whole < held {
             counted.cut(whole)?;
-            format!("appending to {shown} after {whole} bytes; a torn last line of {} bytes was cut off", held - whole)
+            let what = if counted.keyring.is_some() { "encrypted frame" } else { "line" };
+            format!(
+                "appending to {shown} after {whole} bytes; a torn last {what} of {} bytes was cut off",
+                held - whole
+            )
         } else {
             format!("appending to {shown} after {held} bytes (mode = \"{}\")", self.mode.name())
         }))
@@ -207,6 +275,7 @@ impl Sink for FileSink {
         if !counted.is_file()? {
             return Ok(()); // a pipe or a device: nothing to cut back
         }
+        counted.check_form(&self.name, &self.path)?;
         if offset > counted.written {
             tracing::warn!(sink = %self.name, offset, length = counted.written,
                 "the file is shorter than the checkpoint recorded (was it replaced?); it is kept as it is");

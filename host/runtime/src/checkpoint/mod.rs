@@ -7,6 +7,10 @@
 //! renamed into place, so a reader sees a whole checkpoint or none; a
 //! checkpoint damaged later (a torn disk write, a bad sector, an edit) fails
 //! its checksum and the one before it is used, with a loud log line.
+//!
+//! With `[encryption]`, the whole file is sealed (`WEIRCKE1` and one
+//! AES-256-GCM frame, [`weir_core::at_rest`]); one whose key is missing
+//! stops the start instead of being skipped.
 
 mod store;
 
@@ -58,6 +62,13 @@ pub enum Corrupt {
     Checksum,
     #[error("unreadable body: {0}")]
     Body(String),
+    /// Encrypted, and the keyring lacks its key (or there is none): the
+    /// run must not go on as if there were no checkpoint.
+    #[error("{0}")]
+    Locked(String),
+    /// Encrypted, and it does not authenticate: damaged like a bad checksum.
+    #[error("{0}")]
+    Sealed(String),
 }
 
 impl Checkpoint {

@@ -4,6 +4,8 @@ use super::{Checkpoint, Corrupt};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use weir_core::at_rest::{self, Keyring};
 
 /// A checkpoint folder.
 #[derive(Debug)]
@@ -12,6 +14,11 @@ pub struct CheckpointStore {
     keep: usize,
     /// The epoch the next checkpoint gets.
     next: u64,
+    /// Seals new checkpoints and opens sealed ones.
+    keyring: Option<Arc<Keyring>>,
+    /// With a keyring, whether plaintext checkpoints are read (once, to
+    /// turn encryption on).
+    plaintext_ok: bool,
 }
 
 /// A checkpoint read back, or why it could not be.
@@ -27,7 +34,21 @@ impl CheckpointStore {
     pub fn open(dir: &Path, keep: usize) -> std::io::Result<Self> {
         fs::create_dir_all(dir).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
         let next = epochs(dir)?.last().map_or(1, |(e, _)| e + 1);
-        Ok(CheckpointStore { dir: dir.to_path_buf(), keep, next })
+        Ok(CheckpointStore { dir: dir.to_path_buf(), keep, next, keyring: None, plaintext_ok: false })
+    }
+
+    /// Encrypts new checkpoints with the keyring's active key (and opens
+    /// those written with any of its keys).
+    pub fn with_keyring(mut self, keyring: Option<Arc<Keyring>>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    /// With a keyring, reads plaintext checkpoints too (written before
+    /// encryption was turned on) instead of refusing them.
+    pub fn accepting_plaintext(mut self, yes: bool) -> Self {
+        self.plaintext_ok = yes;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -39,12 +60,36 @@ impl CheckpointStore {
         let mut out = Vec::new();
         for (epoch, path) in epochs(&self.dir)?.into_iter().rev() {
             let checkpoint = match fs::read(&path) {
-                Ok(bytes) => Checkpoint::decode(&bytes),
+                Ok(bytes) => self.decode(&bytes).and_then(|c| match c.epoch == epoch {
+                    true => Ok(c),
+                    // A checkpoint copied over another: its name is its place.
+                    false => Err(Corrupt::Body(format!("named for epoch {epoch}, it holds epoch {}", c.epoch))),
+                }),
                 Err(e) => Err(Corrupt::Body(e.to_string())),
             };
             out.push(Loaded { epoch, path, checkpoint });
         }
         Ok(out)
+    }
+
+    /// A file's bytes, opened when sealed, read and checked.
+    fn decode(&self, bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
+        if !at_rest::is_sealed_checkpoint(bytes) {
+            if self.keyring.is_some() && !self.plaintext_ok {
+                return Err(Corrupt::Locked(
+                    "it is not encrypted, and [encryption] is on: anyone who can write the folder could have put \
+                     it there. If it was written before encryption was turned on, set [encryption] \
+                     accept_plaintext_checkpoints = true for one restart"
+                        .into(),
+                ));
+            }
+            return Checkpoint::decode(bytes);
+        }
+        match at_rest::open_checkpoint(self.keyring.as_deref(), bytes) {
+            Ok(plain) => Checkpoint::decode(&plain),
+            Err(e) if e.is_locked() => Err(Corrupt::Locked(e.to_string())),
+            Err(e) => Err(Corrupt::Sealed(e.to_string())),
+        }
     }
 
     /// Removes the checkpoints newer than `epoch` (taken but never
@@ -85,7 +130,10 @@ impl CheckpointStore {
     /// Returns the file's size.
     pub fn write(&mut self, c: &Checkpoint) -> std::io::Result<u64> {
         debug_assert_eq!(c.epoch, self.next);
-        let bytes = c.encode();
+        let bytes = match &self.keyring {
+            None => c.encode(),
+            Some(keys) => keys.seal_checkpoint(&c.encode())?,
+        };
         let path = self.dir.join(file_name(c.epoch));
         let tmp = path.with_extension("ckpt.tmp");
         let mut f = File::create(&tmp)?;

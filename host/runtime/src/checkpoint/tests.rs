@@ -118,3 +118,42 @@ fn the_store_keeps_the_newest_and_reports_damage() {
     assert!(store.set_aside().unwrap().is_some());
     assert!(store.load_all().unwrap().is_empty());
 }
+
+#[test]
+fn an_encrypted_store_opens_with_old_keys_skips_damage_and_locks_without_its_key() {
+    use std::sync::Arc;
+    use weir_core::at_rest::Keyring;
+    let k1 = format!("k1 {}", "5a".repeat(32).replacen("5a", "6b", 1));
+    let k2 = format!("k2 {}", "7c".repeat(32).replacen("7c", "8d", 1));
+    let keys = |text: &str| Some(Arc::new(Keyring::parse(text).unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = CheckpointStore::open(dir.path(), 3).unwrap().with_keyring(keys(&k1));
+    store.write(&at_epoch(store.next_epoch())).unwrap();
+    let mut store = CheckpointStore::open(dir.path(), 3).unwrap().with_keyring(keys(&format!("{k2}\n{k1}")));
+    store.write(&at_epoch(store.next_epoch())).unwrap();
+    let all = store.load_all().unwrap();
+    assert_eq!(all[0].checkpoint.as_ref().unwrap(), &at_epoch(2), "sealed with k2");
+    assert_eq!(all[1].checkpoint.as_ref().unwrap(), &at_epoch(1), "sealed with k1, still read");
+    let raw = std::fs::read(&all[0].path).unwrap();
+    assert!(raw.starts_with(b"WEIRCKE1"));
+
+    // Damaged: like a bad checksum, the one before is used.
+    let mut bytes = raw.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&all[0].path, bytes).unwrap();
+    assert!(matches!(store.load_all().unwrap()[0].checkpoint, Err(Corrupt::Sealed(_))));
+    std::fs::write(&all[0].path, raw).unwrap();
+
+    // Without k1, or without keys: locked, which stops a restore.
+    let store = CheckpointStore::open(dir.path(), 3).unwrap().with_keyring(keys(&k2));
+    let e = store.load_all().unwrap().swap_remove(1).checkpoint.unwrap_err();
+    assert_eq!(e, Corrupt::Locked("it is encrypted with key `k1`, which the keyring does not hold".into()));
+    let mut store = CheckpointStore::open(dir.path(), 3).unwrap();
+    assert!(matches!(store.load_all().unwrap()[0].checkpoint, Err(Corrupt::Locked(_))));
+    let metrics = weir_core::metrics::Metrics::new("p").durability();
+    let from = weir_core::position::StartFrom::Checkpoint;
+    let e = crate::pipeline::restore::choose(&mut store, "p", &[], from, &metrics).unwrap_err();
+    assert!(e.to_string().contains("no keys are configured"), "{e}");
+    assert_eq!(store.load_all().unwrap().len(), 2, "nothing removed");
+}

@@ -43,7 +43,9 @@ impl Durable {
         let mut store = match &spec.checkpoint {
             Some(c) => Some(
                 CheckpointStore::open(&c.dir, c.keep)
-                    .with_context(|| format!("cannot open the checkpoint folder `{}`", c.dir.display()))?,
+                    .with_context(|| format!("cannot open the checkpoint folder `{}`", c.dir.display()))?
+                    .with_keyring(spec.encryption.clone())
+                    .accepting_plaintext(spec.accept_plaintext_checkpoints),
             ),
             None => None,
         };

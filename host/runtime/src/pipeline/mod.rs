@@ -9,7 +9,7 @@ mod checkpointer;
 mod circuit;
 mod durable;
 mod plugin_step;
-mod restore;
+pub(crate) mod restore;
 mod router;
 mod run;
 mod steps;

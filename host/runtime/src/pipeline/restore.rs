@@ -4,7 +4,7 @@
 //! commits with checkpoints (Kafka under exactly-once) says which one its
 //! system committed last ([`Coordinator::choose`]); newer ones are removed.
 
-use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::checkpoint::{Checkpoint, CheckpointStore, Corrupt};
 use weir_core::checkpoint::{Committed, Coordinator};
 use weir_core::metrics::DurabilityMetrics;
 use weir_core::metrics::events::{CheckpointCorrupt, InternalEvent};
@@ -28,6 +28,12 @@ pub fn choose(
     for loaded in store.load_all()? {
         match loaded.checkpoint {
             Ok(c) => valid.push(c),
+            // Skipping it would start the run as if there were no state.
+            Err(Corrupt::Locked(why)) => anyhow::bail!(
+                "checkpoint `{}` cannot be read: {why}. Give the key it was written with ([encryption] keys_file \
+                 or keys_env; old keys stay listed after the new one until no file needs them)",
+                loaded.path.display()
+            ),
             Err(e) => CheckpointCorrupt { metrics, path: &loaded.path, error: &e }.emit(),
         }
     }

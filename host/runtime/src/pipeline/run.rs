@@ -133,7 +133,11 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     let metrics = Metrics::new(&spec.name);
     let dead_path = spec.dead_letter.clone().unwrap_or_else(|| PathBuf::from(dead_letter::DEFAULT_PATH));
     let source_names = spec.sources.iter().map(|s| s.name.clone()).collect();
-    let dead = Arc::new(DeadLetters::new(dead_path, source_names, metrics.clone()).with_redact(spec.redact.clone()));
+    let dead = Arc::new(
+        DeadLetters::new(dead_path, source_names, metrics.clone())
+            .with_redact(spec.redact.clone())
+            .with_keyring(spec.encryption.clone()),
+    );
 
     let models = ModelRegistry::load(&spec.models, spec.onnx_library.as_deref(), metrics.models())?;
     let engine = Arc::new(PluginEngine::new(opts.cache_dir.clone()).context("cannot start the WebAssembly engine")?);
@@ -209,6 +213,7 @@ pub fn prepare(spec: PipelineSpec, opts: RunOptions) -> anyhow::Result<Prepared>
     // (HTTP) does not, so then they are kept (some may appear twice, none is
     // lost).
     let replays = opened.iter().all(|(_, s)| s.position().is_some());
+    dead.check_form()?; // encrypted or not, as this run writes it
     let resumed = if replays {
         durable.restore_dead_letters(&dead)?;
         durable.restore_sinks(&mut sinks)?
