@@ -43,7 +43,14 @@ pub const PROMISED: &[(&str, &[Series])] = &[
         ],
     ),
     ("sink", &[("weir_sink_events_total", "sink", "", "")]),
-    ("checkpoint", &[("weir_checkpoints_total", "result", "", ""), ("weir_checkpoint_epoch", "", "", "")]),
+    (
+        "checkpoint",
+        &[
+            ("weir_checkpoints_total", "result", "", ""),
+            ("weir_checkpoint_epoch", "", "", ""),
+            ("weir_checkpoint_stall_seconds_count", "", "", ""),
+        ],
+    ),
     ("kafka source", &[("weir_kafka_consumer_lag", "source", "", "")]),
     (
         "shard",

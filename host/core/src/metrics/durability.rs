@@ -5,8 +5,11 @@ use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts,
 /// Handles for the checkpoint coordinator.
 #[derive(Clone)]
 pub struct DurabilityMetrics {
-    /// Time to take one checkpoint: flush the sinks, snapshot, write, commit.
+    /// Time to take one checkpoint, the sink stage's part: flush the sinks, write, commit.
     pub checkpoint_seconds: Histogram,
+    /// Time the pipeline stops for one checkpoint: from the cut until it is
+    /// written and committed (the shards' snapshots included).
+    pub stall_seconds: Histogram,
     /// Size of the newest checkpoint file.
     pub checkpoint_bytes: IntGauge,
     /// Epoch of the newest complete checkpoint.
@@ -28,6 +31,15 @@ impl DurabilityMetrics {
         )
         .expect("valid metric");
         reg(Box::new(checkpoint_seconds.clone()));
+        let stall_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "weir_checkpoint_stall_seconds",
+                "Time the pipeline stops for one checkpoint: from the cut until it is written and committed.",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
+        )
+        .expect("valid metric");
+        reg(Box::new(stall_seconds.clone()));
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::with_opts(Opts::new(name, help)).expect("valid metric");
             reg(Box::new(g.clone()));
@@ -59,6 +71,7 @@ impl DurabilityMetrics {
         }
         DurabilityMetrics {
             checkpoint_seconds,
+            stall_seconds,
             checkpoint_bytes,
             checkpoint_epoch,
             checkpoint_last_success,

@@ -26,6 +26,8 @@ pub struct Clock {
     pub(super) positions: BTreeMap<String, Position>,
     pub(super) last: Instant,
     pub(super) dirty: bool,
+    /// `weir_checkpoint_stall_seconds`.
+    pub(super) stall: prometheus::Histogram,
 }
 
 impl Clock {

@@ -206,6 +206,7 @@ impl Durable {
                 .unwrap_or_default(),
             last: Instant::now(),
             dirty: false,
+            stall: metrics.durability().stall_seconds,
         };
         let checkpointer = Checkpointer {
             dead,

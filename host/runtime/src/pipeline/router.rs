@@ -276,9 +276,13 @@ impl Router {
             router_state: self.watermark.as_ref().map(Watermark::snapshot),
             flush_only,
         });
+        let stopped = std::time::Instant::now();
         self.send_all(|| ToShard::Barrier(cut.clone()))?;
         self.done.recv().map_err(|_| gone())?;
         if let Some(c) = &mut self.clock {
+            if !flush_only {
+                c.stall.observe(stopped.elapsed().as_secs_f64());
+            }
             c.cut();
         }
         Ok(())
