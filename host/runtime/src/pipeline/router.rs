@@ -281,7 +281,9 @@ impl Router {
         self.done.recv().map_err(|_| gone())?;
         if let Some(c) = &mut self.clock {
             if !flush_only {
-                c.stall.observe(stopped.elapsed().as_secs_f64());
+                let stall = stopped.elapsed().as_secs_f64();
+                c.stall.observe(stall);
+                tracing::debug!(ms = stall * 1e3, "checkpoint stall");
             }
             c.cut();
         }
