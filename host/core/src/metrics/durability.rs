@@ -7,8 +7,9 @@ use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts,
 pub struct DurabilityMetrics {
     /// Time to take one checkpoint, the sink stage's part: flush the sinks, write, commit.
     pub checkpoint_seconds: Histogram,
-    /// Time the pipeline stops for one checkpoint: from the cut until it is
-    /// written and committed (the shards' snapshots included).
+    /// Time outputs stop for one checkpoint: the longest shard snapshot plus
+    /// the sink stage's wait for every barrier and its hand-off to the
+    /// writer thread (with a Kafka transaction, the write and commit too).
     pub stall_seconds: Histogram,
     /// Size of the newest checkpoint file.
     pub checkpoint_bytes: IntGauge,
@@ -34,7 +35,7 @@ impl DurabilityMetrics {
         let stall_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "weir_checkpoint_stall_seconds",
-                "Time the pipeline stops for one checkpoint: from the cut until it is written and committed.",
+                "Time outputs stop for one checkpoint: the longest shard snapshot plus the sink stage's wait for every barrier and its hand-off (with a Kafka transaction: until written and committed).",
             )
             .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
         )

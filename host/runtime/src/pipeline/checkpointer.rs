@@ -7,9 +7,18 @@
 //! checkpoint ([`Checkpointer`]): flush the sinks, write the file, and let
 //! the connectors that commit with checkpoints (a Kafka transaction) do so,
 //! in the order their [`Coordinator`] chooses.
+//!
+//! Without such a connector nothing outside waits on the file, so the
+//! sink stage only flushes the sinks and builds the checkpoint; a writer
+//! thread encodes, seals and writes it while the pipeline goes on. At most
+//! one checkpoint is being written: the next cut waits for it. A write that
+//! fails stops the pipeline at the next cut (or at the end); outputs written
+//! after the last complete checkpoint are rolled back by the restart, as
+//! after a crash.
 
 use super::worker::SinkSlot;
 use crate::checkpoint::{Checkpoint, CheckpointStore, Position};
+use crossbeam_channel::{Receiver, Sender};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use weir_core::checkpoint::Coordinator;
@@ -26,8 +35,6 @@ pub struct Clock {
     pub(super) positions: BTreeMap<String, Position>,
     pub(super) last: Instant,
     pub(super) dirty: bool,
-    /// `weir_checkpoint_stall_seconds`.
-    pub(super) stall: prometheus::Histogram,
 }
 
 impl Clock {
@@ -65,7 +72,7 @@ impl Clock {
 
 /// The sink stage's half: writes checkpoints.
 pub struct Checkpointer {
-    pub(super) store: CheckpointStore,
+    pub(super) store: Store,
     pub(super) pipeline: String,
     /// The connectors that commit with checkpoints.
     pub(super) coordinators: Vec<Box<dyn Coordinator>>,
@@ -77,53 +84,181 @@ pub struct Checkpointer {
     pub(super) recovering_since: Option<Instant>,
 }
 
+/// Where checkpoint files are written: here, or by a writer thread.
+pub enum Store {
+    Here(CheckpointStore),
+    Behind(Writer),
+}
+
+impl Store {
+    /// Writes in the calling thread when `coordinated` (a connector commits
+    /// around the write), else in the background.
+    pub fn new(store: CheckpointStore, coordinated: bool, metrics: DurabilityMetrics) -> std::io::Result<Self> {
+        if coordinated { Ok(Store::Here(store)) } else { Writer::start(store, metrics).map(Store::Behind) }
+    }
+}
+
+/// A thread that writes checkpoints, one at a time.
+pub struct Writer {
+    tx: Option<Sender<Job>>,
+    /// One answer per job: the file's size or why it was not written.
+    answers: Receiver<std::io::Result<u64>>,
+    in_flight: bool,
+    /// The epoch the next checkpoint gets.
+    next: u64,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Job {
+    checkpoint: Checkpoint,
+    /// When the sink stage began taking it.
+    started: Instant,
+    recovering_since: Option<Instant>,
+}
+
+impl Writer {
+    fn start(mut store: CheckpointStore, metrics: DurabilityMetrics) -> std::io::Result<Self> {
+        let next = store.next_epoch();
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(1);
+        let (answer, answers) = crossbeam_channel::bounded(1);
+        let thread = std::thread::Builder::new().name("checkpoint-writer".into()).spawn(move || {
+            for job in rx {
+                let epoch = job.checkpoint.epoch;
+                let result = store.write(&job.checkpoint);
+                report(&metrics, epoch, job.started, job.recovering_since, &result);
+                if answer.send(result).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Writer { tx: Some(tx), answers, in_flight: false, next, thread: Some(thread) })
+    }
+
+    /// Waits for the checkpoint being written, if any.
+    pub fn wait(&mut self) -> std::io::Result<()> {
+        if !std::mem::take(&mut self.in_flight) {
+            return Ok(());
+        }
+        match self.answers.recv() {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(std::io::Error::other("the checkpoint writer stopped")),
+        }
+    }
+
+    /// Hands `checkpoint` to the thread, after the one before it is written.
+    fn send(&mut self, job: Job) -> std::io::Result<()> {
+        self.wait()?;
+        let tx = self.tx.as_ref().ok_or_else(|| std::io::Error::other("the checkpoint writer stopped"))?;
+        self.next = job.checkpoint.epoch + 1;
+        tx.send(job).map_err(|_| std::io::Error::other("the checkpoint writer stopped"))?;
+        self.in_flight = true;
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The checkpoint in flight is finished (a half-written one is never
+        // seen: it is written to a temporary file and renamed).
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The metrics and log line of a checkpoint written (or not).
+fn report(
+    m: &DurabilityMetrics,
+    epoch: u64,
+    started: Instant,
+    recovering_since: Option<Instant>,
+    result: &std::io::Result<u64>,
+) {
+    match result {
+        Ok(bytes) => {
+            let (seconds, at) = (started.elapsed().as_secs_f64(), now_ms());
+            CheckpointTaken { metrics: m, epoch, bytes: *bytes, seconds, at: at as f64 / 1000.0 }.emit();
+            if let Some(since) = recovering_since {
+                Recovered { metrics: m, seconds: since.elapsed().as_secs_f64() }.emit();
+            }
+        }
+        Err(error) => CheckpointFailed { metrics: m, epoch, error }.emit(),
+    }
+}
+
 impl Checkpointer {
-    /// Takes a checkpoint of `positions` and the steps' `states`. An error
-    /// means the pipeline must stop: what was written since the last
-    /// checkpoint is not committed, and the next run resumes from it.
+    /// Takes a checkpoint of `positions` and the steps' `states`; with a
+    /// writer thread, hands it over and returns once it is built (`wait`:
+    /// once it is written). An error means the pipeline must stop: what was
+    /// written since the last checkpoint is not committed, and the next run
+    /// resumes from it.
     pub fn take(
         &mut self,
         positions: &BTreeMap<String, Position>,
         states: BTreeMap<String, Vec<u8>>,
         sinks: &mut [SinkSlot],
+        wait: bool,
     ) -> std::io::Result<()> {
         let started = Instant::now();
-        let result = self.take_inner(positions, states, sinks);
-        let m = &self.metrics;
-        match &result {
-            Ok(bytes) => {
-                let (epoch, seconds, at) = (self.store.next_epoch() - 1, started.elapsed().as_secs_f64(), now_ms());
-                CheckpointTaken { metrics: m, epoch, bytes: *bytes, seconds, at: at as f64 / 1000.0 }.emit();
-                if let Some(since) = self.recovering_since.take() {
-                    Recovered { metrics: m, seconds: since.elapsed().as_secs_f64() }.emit();
-                }
+        let epoch = self.next_epoch();
+        let built = self.build(epoch, positions, states, sinks);
+        let checkpoint = match built {
+            Ok(c) => c,
+            Err(error) => {
+                CheckpointFailed { metrics: &self.metrics, epoch, error: &error }.emit();
+                return Err(error);
             }
-            Err(error) => CheckpointFailed { metrics: m, epoch: self.store.next_epoch(), error }.emit(),
+        };
+        match &mut self.store {
+            Store::Here(store) => {
+                let mut write = || store.write(&checkpoint);
+                let result = commit(&mut self.coordinators, epoch, positions, &mut write);
+                report(&self.metrics, epoch, started, self.recovering_since.take(), &result);
+                result.map(|_| ())
+            }
+            Store::Behind(writer) => {
+                let job = Job { checkpoint, started, recovering_since: self.recovering_since.take() };
+                writer.send(job)?;
+                if wait { writer.wait() } else { Ok(()) }
+            }
         }
-        result.map(|_| ())
     }
 
-    fn take_inner(
+    /// Waits for the checkpoint being written, if any (the pipeline's end).
+    pub fn wait(&mut self) -> std::io::Result<()> {
+        match &mut self.store {
+            Store::Here(_) => Ok(()),
+            Store::Behind(writer) => writer.wait(),
+        }
+    }
+
+    fn next_epoch(&self) -> u64 {
+        match &self.store {
+            Store::Here(store) => store.next_epoch(),
+            Store::Behind(writer) => writer.next,
+        }
+    }
+
+    fn build(
         &mut self,
+        epoch: u64,
         positions: &BTreeMap<String, Position>,
         states: BTreeMap<String, Vec<u8>>,
         sinks: &mut [SinkSlot],
-    ) -> std::io::Result<u64> {
+    ) -> std::io::Result<Checkpoint> {
         for slot in sinks.iter_mut() {
             slot.sink.flush()?;
         }
-        let checkpoint = Checkpoint {
-            epoch: self.store.next_epoch(),
+        Ok(Checkpoint {
+            epoch,
             pipeline: self.pipeline.clone(),
             created_ms: now_ms(),
             sources: positions.clone(),
             steps: states,
             sinks: sinks.iter().filter_map(|s| s.sink.position().map(|p| (s.name.clone(), p))).collect(),
             dead_letter: Some(self.dead.position()?),
-        };
-        let store = &mut self.store;
-        let mut write = || store.write(&checkpoint);
-        commit(&mut self.coordinators, checkpoint.epoch, positions, &mut write)
+        })
     }
 }
 
@@ -137,5 +272,57 @@ fn commit(
     match coordinators.split_first_mut() {
         None => write(),
         Some((first, rest)) => first.commit(epoch, positions, &mut || commit(rest, epoch, positions, write)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(epoch: u64) -> Job {
+        let checkpoint = Checkpoint {
+            epoch,
+            pipeline: "p".into(),
+            created_ms: 0,
+            sources: BTreeMap::new(),
+            steps: BTreeMap::from([("w".to_string(), vec![epoch as u8; 16])]),
+            sinks: BTreeMap::new(),
+            dead_letter: None,
+        };
+        Job { checkpoint, started: Instant::now(), recovering_since: None }
+    }
+
+    fn writer(dir: &std::path::Path) -> Writer {
+        let store = CheckpointStore::open(dir, 2).unwrap();
+        let metrics = weir_core::metrics::Metrics::new("p").durability();
+        Writer::start(store, metrics).unwrap()
+    }
+
+    #[test]
+    fn a_checkpoint_handed_to_the_writer_is_on_disk_once_waited_for_and_old_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        for epoch in 1..=3 {
+            w.send(job(epoch)).unwrap();
+            assert_eq!(w.next, epoch + 1);
+        }
+        w.wait().unwrap();
+        let loaded = CheckpointStore::open(dir.path(), 2).unwrap().load_all().unwrap();
+        let epochs: Vec<u64> = loaded.iter().map(|l| l.epoch).collect();
+        assert_eq!(epochs, [3, 2], "newest first, `keep` of them");
+        assert_eq!(loaded[0].checkpoint.as_ref().unwrap().steps["w"], vec![3u8; 16]);
+        assert!(w.wait().is_ok(), "nothing in flight: nothing to wait for");
+    }
+
+    #[test]
+    fn a_failed_background_write_stops_the_next_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("ckpt");
+        let mut w = writer(&folder);
+        std::fs::remove_dir_all(&folder).unwrap(); // the disk goes away
+        w.send(job(1)).expect("handing over does not wait for the write");
+        let err = w.send(job(2)).expect_err("the next cut learns the write failed");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        drop(w); // and the thread is joined
     }
 }

@@ -3,7 +3,7 @@
 //! which checkpoint is restored), the checkpoint, and the sources placed
 //! where the checkpoint says.
 
-use super::checkpointer::{Checkpointer, Clock};
+use super::checkpointer::{Checkpointer, Clock, Store};
 use super::restore;
 use super::worker::SinkSlot;
 use crate::checkpoint::{Checkpoint, CheckpointStore};
@@ -185,8 +185,8 @@ impl Durable {
         spec: &PipelineSpec,
         metrics: &Metrics,
         dead: Arc<DeadLetters>,
-    ) -> Option<(Clock, Checkpointer)> {
-        let (store, c) = (self.store?, spec.checkpoint.as_ref()?);
+    ) -> std::io::Result<Option<(Clock, Checkpointer)>> {
+        let (Some(store), Some(c)) = (self.store, spec.checkpoint.as_ref()) else { return Ok(None) };
         let clock = Clock {
             interval: c.interval,
             source_names: spec.sources.iter().map(|s| s.name.clone()).collect(),
@@ -206,17 +206,16 @@ impl Durable {
                 .unwrap_or_default(),
             last: Instant::now(),
             dirty: false,
-            stall: metrics.durability().stall_seconds,
         };
         let checkpointer = Checkpointer {
             dead,
-            store,
+            store: Store::new(store, !self.coordinators.is_empty(), metrics.durability())?,
             pipeline: spec.name.clone(),
             coordinators: self.coordinators,
             metrics: metrics.durability(),
             recovering_since: self.restored.is_some().then_some(self.started),
         };
-        Some((clock, checkpointer))
+        Ok(Some((clock, checkpointer)))
     }
 }
 

@@ -193,8 +193,10 @@ pub struct Router {
     pub clock: Option<Clock>,
     /// Source names by index.
     pub source_names: Vec<String>,
-    /// Answers from the sink stage: a cut is written.
+    /// Answers from the sink stage: a cut is taken.
     pub done: Receiver<()>,
+    /// A cut was sent whose answer has not been read.
+    pub in_flight: bool,
     pub gate: Arc<Gate>,
 }
 
@@ -216,7 +218,8 @@ impl Router {
                 && let Some(revoked) = self.gate.pending()
             {
                 if self.clock.is_some() {
-                    self.cut(false)?;
+                    // The partitions move once their positions are committed.
+                    self.cut(false, true)?;
                     if let Some(c) = &mut self.clock {
                         c.release(&revoked);
                     }
@@ -235,7 +238,7 @@ impl Router {
                 Err(RecvTimeoutError::Timeout) => {
                     self.send_all(|| ToShard::Idle)?;
                     if self.clock.as_ref().is_some_and(Clock::due) {
-                        self.cut(false)?;
+                        self.cut(false, false)?;
                     }
                     continue;
                 }
@@ -248,7 +251,7 @@ impl Router {
             if let Some(c) = &mut self.clock {
                 c.note(position);
                 if c.due() {
-                    self.cut(false)?;
+                    self.cut(false, false)?;
                 }
             }
         }
@@ -258,7 +261,7 @@ impl Router {
         if let Some(c) = &mut self.clock {
             c.note(None);
         }
-        self.cut(self.clock.is_none())
+        self.cut(self.clock.is_none(), true)
     }
 
     fn send_all(&self, msg: impl Fn() -> ToShard) -> std::io::Result<()> {
@@ -268,23 +271,27 @@ impl Router {
         Ok(())
     }
 
-    /// Sends a barrier to every shard and waits until the sink stage has
-    /// written the checkpoint (or, `flush_only`, flushed the sinks).
-    fn cut(&mut self, flush_only: bool) -> std::io::Result<()> {
+    /// Sends a barrier to every shard. `wait`: returns once the sink stage
+    /// has written the checkpoint (or, `flush_only`, flushed the sinks);
+    /// otherwise once the cut before it is taken, so at most one is on its
+    /// way.
+    fn cut(&mut self, flush_only: bool, wait: bool) -> std::io::Result<()> {
+        if std::mem::take(&mut self.in_flight) {
+            self.done.recv().map_err(|_| gone())?;
+        }
         let cut = Arc::new(Cut {
             positions: self.clock.as_ref().map(|c| c.positions.clone()).unwrap_or_default(),
             router_state: self.watermark.as_ref().map(Watermark::snapshot),
             flush_only,
+            wait,
         });
-        let stopped = std::time::Instant::now();
         self.send_all(|| ToShard::Barrier(cut.clone()))?;
-        self.done.recv().map_err(|_| gone())?;
+        if wait {
+            self.done.recv().map_err(|_| gone())?;
+        } else {
+            self.in_flight = true;
+        }
         if let Some(c) = &mut self.clock {
-            if !flush_only {
-                let stall = stopped.elapsed().as_secs_f64();
-                c.stall.observe(stall);
-                tracing::debug!(ms = stall * 1e3, "checkpoint stall");
-            }
             c.cut();
         }
         Ok(())

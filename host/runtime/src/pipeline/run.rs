@@ -402,7 +402,7 @@ impl Prepared {
 
         let checkpointing = spec.checkpoint.is_some();
         let gate = durable.gate.clone();
-        let (clock, checkpointer) = match durable.checkpointer(&spec, &metrics, dead.clone()) {
+        let (clock, checkpointer) = match durable.checkpointer(&spec, &metrics, dead.clone())? {
             Some((clock, checkpointer)) => (Some(clock), Some(checkpointer)),
             None => (None, None),
         };
@@ -437,8 +437,13 @@ impl Prepared {
             })?;
             shard_threads.push(handle);
         }
-        let stage =
-            SinkStage { sinks, shape: (sharding.parallelism, spec.max_parallelism), checkpointer, done: done_tx };
+        let stage = SinkStage {
+            sinks,
+            shape: (sharding.parallelism, spec.max_parallelism),
+            checkpointer,
+            done: done_tx,
+            stall: metrics.durability().stall_seconds,
+        };
         let stage_stop = stop.clone();
         core.push(std::thread::Builder::new().name("sinks".into()).spawn(move || {
             let _guard = StopOnPanic(stage_stop.clone());
@@ -462,6 +467,7 @@ impl Prepared {
             watermark,
             clock,
             done: done_rx,
+            in_flight: false,
             gate: gate.clone(),
         };
         let worker_dead = dead.clone();

@@ -35,6 +35,10 @@ pub struct Cut {
     pub router_state: Option<Vec<u8>>,
     /// Only flush the sinks (a pipeline without checkpoints, at its end).
     pub flush_only: bool,
+    /// Answer the router only once the checkpoint is written (and
+    /// committed): at the end of input, and before partitions move.
+    /// Otherwise it answers once the checkpoint is handed to its writer.
+    pub wait: bool,
 }
 
 /// What the router sends a shard.
@@ -54,8 +58,9 @@ pub enum ToShard {
 pub enum FromShard {
     /// A batch for the sinks at these indices.
     Out(Vec<usize>, Batch),
-    /// The shard's steps' states at the cut (state key → bytes).
-    Barrier(Arc<Cut>, Vec<(String, Vec<u8>)>),
+    /// The shard's steps' states at the cut (state key → bytes), and how
+    /// long taking them stopped the shard.
+    Barrier(Arc<Cut>, Vec<(String, Vec<u8>)>, std::time::Duration),
 }
 
 /// Sets the pipeline's stop flag if the thread it lives on panics, so
@@ -123,6 +128,7 @@ impl Shard {
                     }
                 }
                 ToShard::Barrier(cut) => {
+                    let snapshot = Instant::now();
                     let states = if cut.flush_only {
                         Vec::new()
                     } else {
@@ -133,7 +139,7 @@ impl Shard {
                             })
                             .collect()
                     };
-                    if self.out.send(FromShard::Barrier(cut, states)).is_err() {
+                    if self.out.send(FromShard::Barrier(cut, states, snapshot.elapsed())).is_err() {
                         return Ok(()); // the sink stage is gone; its error is reported there
                     }
                 }
@@ -238,8 +244,10 @@ pub struct SinkStage {
     /// (shards, key groups), recorded in every checkpoint.
     pub shape: (u16, u16),
     pub checkpointer: Option<super::checkpointer::Checkpointer>,
-    /// Tells the router a cut is written (or flushed), so it goes on.
+    /// Tells the router a cut is taken (or flushed), so it goes on.
     pub done: Sender<()>,
+    /// `weir_checkpoint_stall_seconds`.
+    pub stall: prometheus::Histogram,
 }
 
 /// How often an idle sink stage lets its sinks flush (file sinks'
@@ -250,12 +258,18 @@ impl SinkStage {
     /// Runs until every shard has hung up.
     pub fn run(mut self, shards: Vec<Receiver<FromShard>>) -> std::io::Result<()> {
         let mut open = vec![true; shards.len()];
+        // Shards whose barrier arrived: what they send next is after the
+        // cut, and waits until every shard's barrier has arrived.
+        let mut aligned = vec![false; shards.len()];
         let mut arrived = 0;
         let mut states = BTreeMap::new();
+        // The first barrier's arrival and the longest snapshot of this cut.
+        let mut first = Instant::now();
+        let mut longest = std::time::Duration::ZERO;
         let mut ticked = std::time::Instant::now();
         while open.iter().any(|o| *o) {
             let mut select = Select::new();
-            let live: Vec<usize> = (0..shards.len()).filter(|i| open[*i]).collect();
+            let live: Vec<usize> = (0..shards.len()).filter(|i| open[*i] && !aligned[*i]).collect();
             for &i in &live {
                 select.recv(&shards[i]);
             }
@@ -291,17 +305,36 @@ impl SinkStage {
                         slot.events.inc_by(n as u64);
                     }
                 }
-                FromShard::Barrier(cut, shard_states) => {
+                FromShard::Barrier(cut, shard_states, snapshot) => {
                     if let Some(gone) = open.iter().position(|o| !o) {
                         return Err(std::io::Error::other(format!("shard {gone} stopped before a checkpoint")));
                     }
-                    // The router sends no batch after a barrier until this
-                    // stage answers, so no shard sends anything past it.
+                    if arrived == 0 {
+                        first = Instant::now();
+                        longest = std::time::Duration::ZERO;
+                    }
                     states.extend(shard_states);
+                    longest = longest.max(snapshot);
+                    aligned[i] = true;
                     arrived += 1;
                     if arrived == shards.len() {
                         arrived = 0;
+                        aligned.iter_mut().for_each(|a| *a = false);
                         self.cut(&cut, std::mem::take(&mut states))?;
+                        if !cut.flush_only {
+                            // The longest a shard stopped to snapshot, plus
+                            // the time this stage wrote no outputs: from the
+                            // first barrier (alignment) until the checkpoint
+                            // was handed over (or, committed with a
+                            // connector, written and committed).
+                            let stall = (longest + first.elapsed()).as_secs_f64();
+                            self.stall.observe(stall);
+                            tracing::debug!(
+                                ms = stall * 1e3,
+                                snapshot_ms = longest.as_secs_f64() * 1e3,
+                                "checkpoint stall"
+                            );
+                        }
                         if self.done.send(()).is_err() {
                             return Ok(());
                         }
@@ -309,7 +342,12 @@ impl SinkStage {
                 }
             }
         }
-        Ok(())
+        // The last cut waited for its write; a failure of one before it
+        // that nothing waited for is reported here.
+        match &mut self.checkpointer {
+            Some(c) => c.wait(),
+            None => Ok(()),
+        }
     }
 
     fn cut(&mut self, cut: &Cut, mut states: BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
@@ -320,7 +358,7 @@ impl SinkStage {
                 }
                 states
                     .insert(SHARDS_STATE.to_string(), postcard::to_stdvec(&self.shape).expect("two numbers serialize"));
-                c.take(&cut.positions, states, &mut self.sinks)
+                c.take(&cut.positions, states, &mut self.sinks, cut.wait)
             }
             _ => {
                 for slot in &mut self.sinks {
@@ -380,14 +418,56 @@ impl ShardFamilies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn stage() -> (SinkStage, Receiver<()>) {
         let (done, done_rx) = crossbeam_channel::bounded(1);
-        (SinkStage { sinks: Vec::new(), shape: (2, 128), checkpointer: None, done }, done_rx)
+        let stall = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("stall", "test")).unwrap();
+        (SinkStage { sinks: Vec::new(), shape: (2, 128), checkpointer: None, done, stall }, done_rx)
     }
 
     fn cut() -> Arc<Cut> {
-        Arc::new(Cut { positions: BTreeMap::new(), router_state: None, flush_only: true })
+        Arc::new(Cut { positions: BTreeMap::new(), router_state: None, flush_only: true, wait: true })
+    }
+
+    /// Records what it is given: each write's first payload, and "flush".
+    struct Log(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Sink for Log {
+        fn write(&mut self, batch: &Batch, _: Option<&[u32]>) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(String::from_utf8_lossy(batch.payload(0)).into_owned());
+            Ok(batch.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.lock().unwrap().push("flush".into());
+            Ok(())
+        }
+    }
+
+    fn out(payload: &str) -> FromShard {
+        let mut batch = Batch::default();
+        batch.push(payload.as_bytes(), 0, weir_core::event::Origin::default());
+        FromShard::Out(vec![0], batch)
+    }
+
+    #[test]
+    fn what_a_shard_sends_after_its_barrier_waits_until_every_barrier_has_arrived() {
+        let (mut stage, done) = stage();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let events = prometheus::IntCounter::new("events", "test").unwrap();
+        stage.sinks.push(SinkSlot { name: "s".into(), from: Route::Sources, sink: Box::new(Log(log.clone())), events });
+        let (a, a_rx) = crossbeam_channel::unbounded();
+        let (b, b_rx) = crossbeam_channel::unbounded();
+        // Shard 0 is ahead: its barrier and an output after the cut are
+        // queued before shard 1 has sent what it put out before the cut.
+        a.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
+        a.send(out("a-after")).unwrap();
+        b.send(out("b-before")).unwrap();
+        b.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
+        drop((a, b));
+        stage.run(vec![a_rx, b_rx]).unwrap();
+        assert_eq!(*log.lock().unwrap(), ["b-before", "flush", "a-after"], "the cut falls between before and after");
+        assert!(done.try_recv().is_ok(), "the router is told");
     }
 
     #[test]
@@ -395,8 +475,8 @@ mod tests {
         let (stage, done) = stage();
         let (a, a_rx) = crossbeam_channel::unbounded();
         let (b, b_rx) = crossbeam_channel::unbounded();
-        a.send(FromShard::Barrier(cut(), Vec::new())).unwrap();
-        b.send(FromShard::Barrier(cut(), Vec::new())).unwrap();
+        a.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
+        b.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
         drop((a, b));
         stage.run(vec![a_rx, b_rx]).unwrap();
         assert!(done.try_recv().is_ok(), "the router is told");
@@ -407,7 +487,7 @@ mod tests {
         let (stage, done) = stage();
         let (a, a_rx) = crossbeam_channel::unbounded();
         let (b, b_rx) = crossbeam_channel::unbounded::<FromShard>();
-        a.send(FromShard::Barrier(cut(), Vec::new())).unwrap();
+        a.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
         drop(b); // shard 1 failed before its barrier
         let err = stage.run(vec![a_rx, b_rx]).unwrap_err();
         assert!(err.to_string().contains("during a checkpoint") || err.to_string().contains("before a checkpoint"));
