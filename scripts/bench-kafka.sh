@@ -101,7 +101,7 @@ kind = "discard"
 dir = "$work/ckpt-state-$keys"
 interval = "200ms"
 TOML
-    RUST_LOG=weir::pipeline::checkpointer=debug "$weir" -q run "$work/state-$keys.toml" 2> "$work/state-$keys.log"
+    RUST_LOG=weir_core::metrics=debug "$weir" -q run "$work/state-$keys.toml" 2> "$work/state-$keys.log"
     python3 - "$keys" "$work/state-$keys.log" <<'PY'
 import re, sys
 keys, log = sys.argv[1], open(sys.argv[2]).read()
