@@ -7,9 +7,9 @@ use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts,
 pub struct DurabilityMetrics {
     /// Time to take one checkpoint, the sink stage's part: flush the sinks, write, commit.
     pub checkpoint_seconds: Histogram,
-    /// Time outputs stop for one checkpoint: the longest shard snapshot plus
-    /// the sink stage's wait for every barrier and its hand-off to the
-    /// writer thread (with a Kafka transaction, the write and commit too).
+    /// Time outputs stop for one checkpoint: from the first shard stopping
+    /// to snapshot until the checkpoint is handed to the writer thread
+    /// (with a Kafka transaction: until it is written and committed).
     pub stall_seconds: Histogram,
     /// Size of the newest checkpoint file.
     pub checkpoint_bytes: IntGauge,
@@ -35,7 +35,7 @@ impl DurabilityMetrics {
         let stall_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "weir_checkpoint_stall_seconds",
-                "Time outputs stop for one checkpoint: the longest shard snapshot plus the sink stage's wait for every barrier and its hand-off (with a Kafka transaction: until written and committed).",
+                "Time outputs stop for one checkpoint: from the first shard stopping to snapshot until the checkpoint is handed to its writer (with a Kafka transaction: until written and committed).",
             )
             .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
         )

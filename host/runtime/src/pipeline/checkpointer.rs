@@ -1,20 +1,22 @@
 //! Checkpoints in two halves. The router decides when one is due and what
 //! the sources' positions are at that cut ([`Clock`]); it sends a barrier
-//! to every shard after the last batch before the cut and waits. Each
-//! shard snapshots its steps when the barrier reaches it; once every
-//! shard's barrier has reached the sink stage, nothing after the cut has
-//! been read, processed or written anywhere, and the sink stage takes the
-//! checkpoint ([`Checkpointer`]): flush the sinks, write the file, and let
-//! the connectors that commit with checkpoints (a Kafka transaction) do so,
-//! in the order their [`Coordinator`] chooses.
+//! to every shard after the last batch before the cut and waits until the
+//! checkpoint is taken. Each shard snapshots its steps when the barrier
+//! reaches it; once every shard's barrier has reached the sink stage,
+//! nothing after the cut has been read, processed or written anywhere, and
+//! the sink stage takes the checkpoint ([`Checkpointer`]): flush the sinks,
+//! record their and the dead letters' lengths, write the file, and let the
+//! connectors that commit with checkpoints (a Kafka transaction) do so, in
+//! the order their [`Coordinator`] chooses.
 //!
-//! Without such a connector nothing outside waits on the file, so the
-//! sink stage only flushes the sinks and builds the checkpoint; a writer
-//! thread encodes, seals and writes it while the pipeline goes on. At most
+//! Without such a connector nothing outside waits on the file, so the sink
+//! stage only flushes the sinks and builds the checkpoint, and the router
+//! goes on; a writer thread encodes, seals and writes it meanwhile. At most
 //! one checkpoint is being written: the next cut waits for it. A write that
-//! fails stops the pipeline at the next cut (or at the end); outputs written
-//! after the last complete checkpoint are rolled back by the restart, as
-//! after a crash.
+//! fails stops the pipeline within a sink tick (the sink stage looks for
+//! the writer's answer even when no input comes); outputs written after the
+//! last complete checkpoint are rolled back by the restart, as after a
+//! crash.
 
 use super::worker::SinkSlot;
 use crate::checkpoint::{Checkpoint, CheckpointStore, Position};
@@ -145,6 +147,25 @@ impl Writer {
         }
     }
 
+    /// The answer for the checkpoint being written, if it has come: an
+    /// error if the write failed.
+    pub fn poll(&mut self) -> std::io::Result<()> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        match self.answers.try_recv() {
+            Ok(result) => {
+                self.in_flight = false;
+                result.map(|_| ())
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => Ok(()),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                self.in_flight = false;
+                Err(std::io::Error::other("the checkpoint writer stopped"))
+            }
+        }
+    }
+
     /// Hands `checkpoint` to the thread, after the one before it is written.
     fn send(&mut self, job: Job) -> std::io::Result<()> {
         self.wait()?;
@@ -200,6 +221,8 @@ impl Checkpointer {
         sinks: &mut [SinkSlot],
         wait: bool,
     ) -> std::io::Result<()> {
+        // The one before is written first (its time is not this one's).
+        self.wait()?;
         let started = Instant::now();
         let epoch = self.next_epoch();
         let built = self.build(epoch, positions, states, sinks);
@@ -230,6 +253,15 @@ impl Checkpointer {
         match &mut self.store {
             Store::Here(_) => Ok(()),
             Store::Behind(writer) => writer.wait(),
+        }
+    }
+
+    /// Whether the checkpoint being written, if any, failed (without
+    /// waiting for it).
+    pub fn poll(&mut self) -> std::io::Result<()> {
+        match &mut self.store {
+            Store::Here(_) => Ok(()),
+            Store::Behind(writer) => writer.poll(),
         }
     }
 
@@ -324,5 +356,24 @@ mod tests {
         let err = w.send(job(2)).expect_err("the next cut learns the write failed");
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
         drop(w); // and the thread is joined
+    }
+
+    #[test]
+    fn a_failed_background_write_is_found_without_a_next_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("ckpt");
+        let mut w = writer(&folder);
+        std::fs::remove_dir_all(&folder).unwrap();
+        w.send(job(1)).unwrap();
+        // Polled as the sink stage does on each tick, until the answer is in.
+        let err = loop {
+            match w.poll() {
+                Ok(()) if w.in_flight => std::thread::yield_now(),
+                Ok(()) => panic!("the failed write was answered as written"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        assert!(w.poll().is_ok() && w.wait().is_ok(), "the answer is given once");
     }
 }

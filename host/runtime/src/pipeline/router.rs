@@ -2,8 +2,12 @@
 //! decodes what a source left undecoded, dead-letters what is invalid,
 //! computes the pipeline's watermark around each event, splits each batch
 //! by key group among the shards, and cuts checkpoints: a barrier to every
-//! shard, then it waits until the sink stage has written the checkpoint, so
-//! that nothing after the cut is processed or written before it is taken.
+//! shard, then it waits until the sink stage has taken the checkpoint —
+//! built it (positions, states, sinks' and dead letters' lengths) and, with
+//! a Kafka transaction or at the end, written and committed it — so that
+//! nothing after the cut is routed, processed or dead-lettered before the
+//! cut's lengths are taken. A file written in the background is not waited
+//! for.
 
 use super::checkpointer::Clock;
 use super::worker::{Cut, ToShard};
@@ -195,8 +199,6 @@ pub struct Router {
     pub source_names: Vec<String>,
     /// Answers from the sink stage: a cut is taken.
     pub done: Receiver<()>,
-    /// A cut was sent whose answer has not been read.
-    pub in_flight: bool,
     pub gate: Arc<Gate>,
 }
 
@@ -271,14 +273,15 @@ impl Router {
         Ok(())
     }
 
-    /// Sends a barrier to every shard. `wait`: returns once the sink stage
-    /// has written the checkpoint (or, `flush_only`, flushed the sinks);
-    /// otherwise once the cut before it is taken, so at most one is on its
-    /// way.
+    /// Sends a barrier to every shard and returns once the sink stage has
+    /// taken the checkpoint (or, `flush_only`, flushed the sinks): built it
+    /// and handed it to its writer, or, `wait`, written it.
+    ///
+    /// Dead letters are written by this thread and the shards straight to
+    /// one file whose length the checkpoint records, so nothing may be
+    /// routed after the cut until then: a dead letter after the cut would
+    /// be kept by a restart and written again.
     fn cut(&mut self, flush_only: bool, wait: bool) -> std::io::Result<()> {
-        if std::mem::take(&mut self.in_flight) {
-            self.done.recv().map_err(|_| gone())?;
-        }
         let cut = Arc::new(Cut {
             positions: self.clock.as_ref().map(|c| c.positions.clone()).unwrap_or_default(),
             router_state: self.watermark.as_ref().map(Watermark::snapshot),
@@ -286,11 +289,7 @@ impl Router {
             wait,
         });
         self.send_all(|| ToShard::Barrier(cut.clone()))?;
-        if wait {
-            self.done.recv().map_err(|_| gone())?;
-        } else {
-            self.in_flight = true;
-        }
+        self.done.recv().map_err(|_| gone())?;
         if let Some(c) = &mut self.clock {
             c.cut();
         }

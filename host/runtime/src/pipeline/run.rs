@@ -467,7 +467,6 @@ impl Prepared {
             watermark,
             clock,
             done: done_rx,
-            in_flight: false,
             gate: gate.clone(),
         };
         let worker_dead = dead.clone();

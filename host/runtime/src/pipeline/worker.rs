@@ -58,9 +58,9 @@ pub enum ToShard {
 pub enum FromShard {
     /// A batch for the sinks at these indices.
     Out(Vec<usize>, Batch),
-    /// The shard's steps' states at the cut (state key → bytes), and how
-    /// long taking them stopped the shard.
-    Barrier(Arc<Cut>, Vec<(String, Vec<u8>)>, std::time::Duration),
+    /// The shard's steps' states at the cut (state key → bytes), and when
+    /// the shard began taking them and how long that took.
+    Barrier(Arc<Cut>, Vec<(String, Vec<u8>)>, Instant, std::time::Duration),
 }
 
 /// Sets the pipeline's stop flag if the thread it lives on panics, so
@@ -139,7 +139,7 @@ impl Shard {
                             })
                             .collect()
                     };
-                    if self.out.send(FromShard::Barrier(cut, states, snapshot.elapsed())).is_err() {
+                    if self.out.send(FromShard::Barrier(cut, states, snapshot, snapshot.elapsed())).is_err() {
                         return Ok(()); // the sink stage is gone; its error is reported there
                     }
                 }
@@ -263,7 +263,8 @@ impl SinkStage {
         let mut aligned = vec![false; shards.len()];
         let mut arrived = 0;
         let mut states = BTreeMap::new();
-        // The first barrier's arrival and the longest snapshot of this cut.
+        // When the first shard of this cut stopped to snapshot, and the
+        // longest snapshot.
         let mut first = Instant::now();
         let mut longest = std::time::Duration::ZERO;
         let mut ticked = std::time::Instant::now();
@@ -280,6 +281,11 @@ impl SinkStage {
                 ticked = now;
                 for slot in &mut self.sinks {
                     slot.sink.tick(now)?;
+                }
+                // A checkpoint that failed to be written stops the pipeline
+                // now, not at a next cut that a quiet input may never bring.
+                if let Some(c) = &mut self.checkpointer {
+                    c.poll()?;
                 }
             }
             let Ok(op) = select.select_timeout(SINK_TICK) else { continue };
@@ -305,14 +311,15 @@ impl SinkStage {
                         slot.events.inc_by(n as u64);
                     }
                 }
-                FromShard::Barrier(cut, shard_states, snapshot) => {
+                FromShard::Barrier(cut, shard_states, began, snapshot) => {
                     if let Some(gone) = open.iter().position(|o| !o) {
                         return Err(std::io::Error::other(format!("shard {gone} stopped before a checkpoint")));
                     }
                     if arrived == 0 {
-                        first = Instant::now();
+                        first = began;
                         longest = std::time::Duration::ZERO;
                     }
+                    first = first.min(began);
                     states.extend(shard_states);
                     longest = longest.max(snapshot);
                     aligned[i] = true;
@@ -322,12 +329,11 @@ impl SinkStage {
                         aligned.iter_mut().for_each(|a| *a = false);
                         self.cut(&cut, std::mem::take(&mut states))?;
                         if !cut.flush_only {
-                            // The longest a shard stopped to snapshot, plus
-                            // the time this stage wrote no outputs: from the
-                            // first barrier (alignment) until the checkpoint
-                            // was handed over (or, committed with a
-                            // connector, written and committed).
-                            let stall = (longest + first.elapsed()).as_secs_f64();
+                            // Outputs stopped when the first shard stopped
+                            // to snapshot, and go on now: the checkpoint is
+                            // handed over (or, with a connector that commits
+                            // with it, written and committed).
+                            let stall = first.elapsed().as_secs_f64();
                             self.stall.observe(stall);
                             tracing::debug!(
                                 ms = stall * 1e3,
@@ -460,10 +466,10 @@ mod tests {
         let (b, b_rx) = crossbeam_channel::unbounded();
         // Shard 0 is ahead: its barrier and an output after the cut are
         // queued before shard 1 has sent what it put out before the cut.
-        a.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
+        a.send(FromShard::Barrier(cut(), Vec::new(), Instant::now(), Duration::ZERO)).unwrap();
         a.send(out("a-after")).unwrap();
         b.send(out("b-before")).unwrap();
-        b.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
+        b.send(FromShard::Barrier(cut(), Vec::new(), Instant::now(), Duration::ZERO)).unwrap();
         drop((a, b));
         stage.run(vec![a_rx, b_rx]).unwrap();
         assert_eq!(*log.lock().unwrap(), ["b-before", "flush", "a-after"], "the cut falls between before and after");
@@ -475,8 +481,8 @@ mod tests {
         let (stage, done) = stage();
         let (a, a_rx) = crossbeam_channel::unbounded();
         let (b, b_rx) = crossbeam_channel::unbounded();
-        a.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
-        b.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
+        a.send(FromShard::Barrier(cut(), Vec::new(), Instant::now(), Duration::ZERO)).unwrap();
+        b.send(FromShard::Barrier(cut(), Vec::new(), Instant::now(), Duration::ZERO)).unwrap();
         drop((a, b));
         stage.run(vec![a_rx, b_rx]).unwrap();
         assert!(done.try_recv().is_ok(), "the router is told");
@@ -487,7 +493,7 @@ mod tests {
         let (stage, done) = stage();
         let (a, a_rx) = crossbeam_channel::unbounded();
         let (b, b_rx) = crossbeam_channel::unbounded::<FromShard>();
-        a.send(FromShard::Barrier(cut(), Vec::new(), Duration::ZERO)).unwrap();
+        a.send(FromShard::Barrier(cut(), Vec::new(), Instant::now(), Duration::ZERO)).unwrap();
         drop(b); // shard 1 failed before its barrier
         let err = stage.run(vec![a_rx, b_rx]).unwrap_err();
         assert!(err.to_string().contains("during a checkpoint") || err.to_string().contains("before a checkpoint"));
