@@ -9,12 +9,14 @@
 //! are compiled by the query crate. Every error names the file, and the line
 //! and key where it can.
 
+mod keys;
 mod load;
 mod options;
 mod server;
 mod types;
 mod validate;
 
+pub use keys::{KeysFrom, MAX_KEYS_FILE, read_keyring};
 pub use load::{ConfigError, SourceText, load, load_str, read_at_most};
 pub use options::Options;
 pub use server::{
