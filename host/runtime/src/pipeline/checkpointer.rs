@@ -141,10 +141,7 @@ impl Writer {
         if !std::mem::take(&mut self.in_flight) {
             return Ok(());
         }
-        match self.answers.recv() {
-            Ok(result) => result.map(|_| ()),
-            Err(_) => Err(std::io::Error::other("the checkpoint writer stopped")),
-        }
+        self.answers.recv().map_err(|_| stopped())?.map(|_| ())
     }
 
     /// The answer for the checkpoint being written, if it has come: an
@@ -154,14 +151,10 @@ impl Writer {
             return Ok(());
         }
         match self.answers.try_recv() {
-            Ok(result) => {
-                self.in_flight = false;
-                result.map(|_| ())
-            }
             Err(crossbeam_channel::TryRecvError::Empty) => Ok(()),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+            answer => {
                 self.in_flight = false;
-                Err(std::io::Error::other("the checkpoint writer stopped"))
+                answer.map_err(|_| stopped())?.map(|_| ())
             }
         }
     }
@@ -169,12 +162,17 @@ impl Writer {
     /// Hands `checkpoint` to the thread, after the one before it is written.
     fn send(&mut self, job: Job) -> std::io::Result<()> {
         self.wait()?;
-        let tx = self.tx.as_ref().ok_or_else(|| std::io::Error::other("the checkpoint writer stopped"))?;
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
         self.next = job.checkpoint.epoch + 1;
-        tx.send(job).map_err(|_| std::io::Error::other("the checkpoint writer stopped"))?;
+        tx.send(job).map_err(|_| stopped())?;
         self.in_flight = true;
         Ok(())
     }
+}
+
+/// The writer thread is gone (it panicked, or the writer is being dropped).
+fn stopped() -> std::io::Error {
+    std::io::Error::other("the checkpoint writer stopped")
 }
 
 impl Drop for Writer {
