@@ -174,9 +174,13 @@ fn nothing_on_disk_is_plaintext_and_a_killed_run_with_a_rotated_key_writes_each_
     let mut child = Reaper(Some(weir().arg("run").arg(&p).arg("-q").spawn().unwrap()));
     let epochs = || {
         std::fs::read_dir(dir.path().join("ckpt")).map_or(0, |d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("epoch-")?.strip_suffix(".ckpt")?.parse().ok())
-                .max()
-                .unwrap_or(0u64)
+            d.filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let number = name.strip_prefix("epoch-")?;
+                number.strip_suffix(".ckpt").or(number.strip_suffix(".delta"))?.parse().ok()
+            })
+            .max()
+            .unwrap_or(0u64)
         })
     };
     wait_until("output frames", || std::fs::metadata(dir.path().join("out.bin")).is_ok_and(|m| m.len() > 8));

@@ -194,8 +194,10 @@ fn straight_and_killed_on(example: &str, shards: u16) {
     let killable = if shards == 1 { killable } else { Golden::on_two_shards(&killable) };
     let ckpt = dir.path().join("ckpt");
     let mut child = Reaper(Some(weir().arg("run").arg(&killable).arg("-q").spawn().unwrap()));
-    wait_until("the first checkpoint", || std::fs::read_dir(&ckpt).is_ok_and(|mut d| d.next().is_some()));
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    // Killed once an incremental checkpoint is on disk: the restart folds a chain.
+    wait_until("an incremental checkpoint", || {
+        std::fs::read_dir(&ckpt).is_ok_and(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "delta")))
+    });
     let running = child.0.as_mut().unwrap();
     assert!(running.try_wait().unwrap().is_none(), "{}: the paced run ended before it was killed", example.display());
     running.kill().unwrap(); // SIGKILL

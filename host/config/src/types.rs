@@ -80,6 +80,14 @@ pub struct CheckpointSection {
     /// offsets, so `read_committed` readers see each result exactly once
     /// (default true). False: an idempotent producer, at-least-once.
     pub exactly_once: Option<bool>,
+    /// Write only the state changed since the last checkpoint (default
+    /// true): window slots and plugin keyed state entries put or removed.
+    /// The first checkpoint of a run is whole. False: every one is whole.
+    pub incremental: Option<bool>,
+    /// Incremental checkpoints in a row after which a background thread
+    /// folds the chain into a whole checkpoint (default 10), so a restore
+    /// reads at most this many files past the whole one.
+    pub compact_after: Option<usize>,
 }
 
 /// `[deploy]`: how new plugin versions reach a running pipeline (besides

@@ -77,6 +77,11 @@ pub struct CheckpointSpec {
     pub interval: Duration,
     pub keep: usize,
     pub exactly_once: bool,
+    /// Checkpoints write only the state changed since the one before.
+    pub incremental: bool,
+    /// Incremental checkpoints in a row before the chain is folded into a
+    /// whole one in the background.
+    pub compact_after: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -255,7 +260,22 @@ fn checkpoint(c: &Option<CheckpointSection>, at: &Locator) -> Result<Option<Chec
             "must be at least 2 (a corrupt checkpoint falls back to the one before)",
         ));
     }
-    Ok(Some(CheckpointSpec { dir: c.dir.clone(), interval, keep, exactly_once: c.exactly_once.unwrap_or(true) }))
+    let compact_after = c.compact_after.unwrap_or(10);
+    if compact_after == 0 {
+        return Err(at.error(
+            None,
+            "checkpoint.compact_after",
+            "must be at least 1 (a chain of incremental checkpoints that is never folded grows without bound)",
+        ));
+    }
+    Ok(Some(CheckpointSpec {
+        dir: c.dir.clone(),
+        interval,
+        keep,
+        exactly_once: c.exactly_once.unwrap_or(true),
+        incremental: c.incremental.unwrap_or(true),
+        compact_after,
+    }))
 }
 
 fn deploy_watch(deploy: &Option<DeploySection>, at: &Locator) -> Result<Option<PathBuf>, ConfigError> {

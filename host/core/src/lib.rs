@@ -11,6 +11,8 @@
 //!   [`checkpoint::Coordinator`]) and the gate through which a source asks
 //!   the worker for one.
 //! - [`ingest`]: the request side of a push source, as the server calls it.
+//! - [`entries`]: state as ordered entries and the changes between two
+//!   checkpoints (incremental checkpoints).
 //! - [`dead_letter`]: the dead-letter output.
 //! - [`metrics`]: every metric family and the pre-resolved handles the hot
 //!   path counts with; families of upper crates register through
@@ -24,6 +26,7 @@
 pub mod at_rest;
 pub mod checkpoint;
 pub mod dead_letter;
+pub mod entries;
 pub mod error;
 pub mod event;
 pub mod ingest;

@@ -45,6 +45,18 @@ pub trait Step: Send {
         None
     }
 
+    /// What changed in the step's state since the last call (`whole`: all
+    /// of it), as entries, for an incremental checkpoint; `None` when the
+    /// step does not keep its state as entries, and [`Step::snapshot`] is
+    /// written whole each time. A step answers the same way at every cut
+    /// (an incremental checkpoint without a step's changes holds no state
+    /// for it). A step answering `Some` must accept in
+    /// [`Step::restore`] (and [`Step::restore_rescaled`]) the
+    /// [`crate::entries::encode`]d entries its changes add up to.
+    fn changes(&mut self, _whole: bool) -> Option<crate::entries::Changes> {
+        None
+    }
+
     /// Puts back the state a [`Step::snapshot`] of the same step recorded.
     fn restore(&mut self, _state: &[u8]) -> anyhow::Result<()> {
         Ok(())

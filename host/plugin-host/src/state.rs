@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasSelf, Linker};
+use weir_core::entries::{self, Changes};
 use weir_core::event::{Cell, FieldPlan};
 
 /// (key, name) → value.
@@ -52,6 +53,11 @@ pub struct KeyedState {
     /// Bytes held, as [`cost`] counts them.
     bytes: AtomicU64,
     gauges: Option<(prometheus::IntGauge, prometheus::IntGauge)>,
+    /// The slots written since the last [`KeyedState::changes`].
+    changed: Mutex<std::collections::BTreeSet<(Vec<u8>, String)>>,
+    /// Whether writes are tracked: from the first [`KeyedState::changes`]
+    /// on, so that a pipeline without incremental checkpoints keeps no set.
+    tracking: std::sync::atomic::AtomicBool,
 }
 
 impl KeyedState {
@@ -71,6 +77,8 @@ impl KeyedState {
             quota,
             bytes: AtomicU64::new(0),
             gauges,
+            changed: Mutex::default(),
+            tracking: Default::default(),
         })
     }
 
@@ -89,6 +97,8 @@ impl KeyedState {
         }
         self.account(bytes as i64 - self.bytes.load(Ordering::Relaxed) as i64, values.len() as i64 - held.len() as i64);
         *held = values;
+        self.changed.lock().expect("state lock").clear();
+        self.tracking.store(false, Ordering::Relaxed); // the next changes are all of it
     }
 
     fn account(&self, bytes: i64, keys: i64) {
@@ -110,11 +120,46 @@ impl KeyedState {
         (!values.is_empty()).then(|| postcard::to_stdvec(&*values).expect("state serializes"))
     }
 
-    /// Puts back what [`KeyedState::snapshot`] recorded.
+    /// The entries written since the last call (`whole`, or the first call:
+    /// all of them), for an incremental checkpoint; each entry's key is the
+    /// (key, name) slot.
+    pub fn changes(&self, whole: bool) -> Changes {
+        let values = self.values.lock().expect("state lock");
+        // Untracked until now (new or restored): all of it.
+        let tracked = self.tracking.swap(true, Ordering::Relaxed);
+        let whole = whole || !tracked;
+        let changed = std::mem::take(&mut *self.changed.lock().expect("state lock"));
+        let entry = |slot: &(Vec<u8>, String)| postcard::to_stdvec(slot).expect("a state slot serializes");
+        if whole {
+            return Changes::whole(values.iter().map(|(slot, v)| (entry(slot), v.clone())).collect());
+        }
+        let mut out = Changes::default();
+        for slot in changed {
+            match values.get(&slot) {
+                Some(v) => out.put.push((entry(&slot), v.clone())),
+                None => out.removed.push(entry(&slot)),
+            }
+        }
+        out
+    }
+
+    /// The values of a state recorded as entries ([`KeyedState::changes`])
+    /// or as a whole snapshot of an older version.
+    fn read(bytes: &[u8]) -> anyhow::Result<StateMap> {
+        let unreadable = |e: &dyn std::fmt::Display| anyhow::anyhow!("plugin state is unreadable: {e}");
+        match entries::decode(bytes) {
+            Some(state) => state
+                .map_err(|e| unreadable(&e))?
+                .into_iter()
+                .map(|(k, v)| Ok((postcard::from_bytes(&k).map_err(|e| unreadable(&e))?, v)))
+                .collect(),
+            None => postcard::from_bytes(bytes).map_err(|e| unreadable(&e)),
+        }
+    }
+
+    /// Puts back what [`KeyedState::snapshot`] or the changes recorded.
     pub fn restore(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        let values: StateMap =
-            postcard::from_bytes(bytes).map_err(|e| anyhow::anyhow!("plugin state is unreadable: {e}"))?;
-        self.replace(values);
+        self.replace(Self::read(bytes)?);
         Ok(())
     }
 
@@ -124,9 +169,7 @@ impl KeyedState {
     pub fn restore_rescaled(&self, states: &[&[u8]], mine: &weir_core::keys::KeyFilter) -> anyhow::Result<()> {
         let mut values = StateMap::new();
         for bytes in states {
-            let part: StateMap =
-                postcard::from_bytes(bytes).map_err(|e| anyhow::anyhow!("plugin state is unreadable: {e}"))?;
-            values.extend(part.into_iter().filter(|((key, _), _)| mine.owns(key)));
+            values.extend(Self::read(bytes)?.into_iter().filter(|((key, _), _)| mine.owns(key)));
         }
         self.replace(values);
         Ok(())
@@ -193,6 +236,9 @@ impl StateCall {
         let delta = std::mem::take(&mut self.delta);
         if let (true, Some(shared)) = (ok, &self.shared) {
             let mut values = shared.values.lock().expect("state lock");
+            if shared.tracking.load(Ordering::Relaxed) {
+                shared.changed.lock().expect("state lock").extend(writes.keys().cloned());
+            }
             for (k, v) in writes {
                 match v {
                     Some(v) => values.insert(k, v),
@@ -346,5 +392,36 @@ mod tests {
         let again = KeyedState::bounded(Some("k".into()), quota, None);
         again.restore(&shared.snapshot().unwrap()).unwrap();
         assert_eq!(again.size(), shared.size());
+    }
+
+    #[test]
+    fn changes_hold_only_the_entries_written_since_the_last_and_restore_from_entries() {
+        let shared = KeyedState::new(Some("k".into()));
+        let mut call = StateCall::new(Some(shared.clone()));
+        let (payloads, ends) = (br#"{"k":"a"}{"k":"b"}"#.to_vec(), vec![9, 18]);
+        let write = |call: &mut StateCall, event, name: &str, value: Option<Vec<u8>>, ok| {
+            call.begin(&payloads, &ends);
+            call.write(call.slot(event, name.into()).unwrap(), value).unwrap();
+            call.end(ok);
+        };
+        write(&mut call, 0, "x", Some(vec![1]), true);
+        write(&mut call, 1, "x", Some(vec![2]), true);
+        let mut state = entries::Entries::new();
+        let first = shared.changes(true);
+        assert!(first.whole && first.put.len() == 2);
+        first.apply(&mut state);
+        assert_eq!(shared.changes(false), Changes::default(), "nothing written since");
+
+        write(&mut call, 0, "x", None, true);
+        write(&mut call, 1, "y", Some(vec![3]), true);
+        write(&mut call, 1, "z", Some(vec![4]), false); // a failed call changes nothing
+        let next = shared.changes(false);
+        assert_eq!((next.removed.len(), next.put.len()), (1, 1), "{next:?}");
+        next.apply(&mut state);
+
+        let restored = KeyedState::new(Some("k".into()));
+        restored.restore(&entries::encode(&state)).unwrap();
+        assert_eq!(*restored.values.lock().unwrap(), *shared.values.lock().unwrap());
+        assert_eq!(restored.size(), shared.size());
     }
 }

@@ -18,6 +18,7 @@ use crate::window::{AggFunc, Aggregates, Placed, Row, RowKind, WindowSpec, Windo
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use weir_core::dead_letter::{DeadLetter, DeadLetters};
+use weir_core::entries::{self, Changes};
 use weir_core::event::{Batch, FieldPlan, Origin};
 use weir_core::metrics::{StepMetrics, WindowMetrics};
 use weir_core::step::{Outputs, Step};
@@ -404,6 +405,15 @@ impl Step for QueryStep {
         Some(postcard::to_stdvec(&snap).expect("query state serializes"))
     }
 
+    fn changes(&mut self, whole: bool) -> Option<Changes> {
+        let mut out = Changes { whole, ..Changes::default() };
+        out.put.push((vec![MAXES], postcard::to_stdvec(&self.maxes).expect("query state serializes")));
+        if let Some(w) = &mut self.windows {
+            w.changes(&[WINDOWS], whole, &mut out);
+        }
+        Some(out)
+    }
+
     fn restore_rescaled(&mut self, states: &[&[u8]], mine: &weir_core::keys::KeyFilter) -> anyhow::Result<()> {
         let name = self.s.name.clone();
         let Body::Window(w) = &self.s.plan.body else { return Ok(()) };
@@ -423,15 +433,12 @@ impl Step for QueryStep {
         };
         let mut maxes: Vec<Option<i64>> = Vec::new();
         for state in states {
-            let snap: Snapshot = postcard::from_bytes(state)
-                .map_err(|e| anyhow::anyhow!("step `{name}`: query state is unreadable: {e}"))?;
-            maxes.resize(maxes.len().max(snap.maxes.len()), None);
-            for (m, theirs) in maxes.iter_mut().zip(&snap.maxes) {
+            let (theirs, part) = self.parts(state)?;
+            maxes.resize(maxes.len().max(theirs.len()), None);
+            for (m, theirs) in maxes.iter_mut().zip(&theirs) {
                 *m = (*m).max(*theirs);
             }
-            if let (Some(windows), Some(bytes)) = (&mut self.windows, &snap.windows) {
-                let mut part = Windows::restore(windows.spec().clone(), bytes)
-                    .map_err(|e| anyhow::anyhow!("step `{name}`: {e}"))?;
+            if let (Some(windows), Some(mut part)) = (&mut self.windows, part) {
                 part.retain_keys(&owns);
                 windows.absorb(part);
             }
@@ -442,14 +449,48 @@ impl Step for QueryStep {
     }
 
     fn restore(&mut self, state: &[u8]) -> anyhow::Result<()> {
-        let snap: Snapshot = postcard::from_bytes(state)
-            .map_err(|e| anyhow::anyhow!("step `{}`: query state is unreadable: {e}", self.s.name))?;
-        if let (Some(w), Some(bytes)) = (&mut self.windows, &snap.windows) {
-            *w = Windows::restore(w.spec().clone(), bytes)
-                .map_err(|e| anyhow::anyhow!("step `{}`: {e}", self.s.name))?;
+        let (maxes, windows) = self.parts(state)?;
+        if let (Some(w), Some(restored)) = (&mut self.windows, windows) {
+            *w = restored;
         }
-        self.maxes = snap.maxes;
+        self.maxes = maxes;
         Ok(())
+    }
+}
+
+/// Entry keys of a query step's state: the sources' latest event times,
+/// and its windows under a prefix.
+const MAXES: u8 = 0;
+const WINDOWS: u8 = 1;
+
+impl QueryStep {
+    /// The sources' latest event times and the windows a state holds, from
+    /// entries ([`Step::changes`]) or a whole snapshot of an older version.
+    fn parts(&self, state: &[u8]) -> anyhow::Result<(Vec<Option<i64>>, Option<Windows>)> {
+        let name = &self.s.name;
+        let spec = self.windows.as_ref().map(|w| w.spec().clone());
+        if let Some(entries) = entries::decode(state) {
+            let entries = entries.map_err(|e| anyhow::anyhow!("step `{name}`: {e}"))?;
+            let maxes = match entries.get([MAXES].as_slice()) {
+                Some(b) => postcard::from_bytes(b)
+                    .map_err(|e| anyhow::anyhow!("step `{name}`: query state is unreadable: {e}"))?,
+                None => Vec::new(),
+            };
+            let windows = spec
+                .map(|spec| Windows::from_entries(spec, &[WINDOWS], &entries))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("step `{name}`: {e}"))?;
+            return Ok((maxes, windows));
+        }
+        let snap: Snapshot = postcard::from_bytes(state)
+            .map_err(|e| anyhow::anyhow!("step `{name}`: query state is unreadable: {e}"))?;
+        let windows = match (spec, &snap.windows) {
+            (Some(spec), Some(bytes)) => {
+                Some(Windows::restore(spec, bytes).map_err(|e| anyhow::anyhow!("step `{name}`: {e}"))?)
+            }
+            _ => None,
+        };
+        Ok((snap.maxes, windows))
     }
 }
 

@@ -30,6 +30,7 @@ mod tests;
 pub use aggregate::{Acc, AggFunc, Aggregates};
 
 use serde::{Deserialize, Serialize};
+use weir_core::entries::{Changes, Entries};
 
 /// Group keys, encoded as bytes (see `query::key`); compared bytewise.
 pub type Key = Box<[u8]>;
@@ -103,6 +104,10 @@ enum State {
     Sliding(sliding::Sliding),
     Session(session::Session),
 }
+
+/// Entry tags under a [`Windows::changes`] prefix (aligned slots use 1).
+const META: u8 = 0;
+const WHOLE: u8 = 2;
 
 /// The bytes of a snapshot start with this version.
 const SNAPSHOT_VERSION: u8 = 1;
@@ -221,6 +226,52 @@ impl Windows {
         let mut bytes = vec![SNAPSHOT_VERSION];
         bytes.extend(postcard::to_stdvec(&snap).expect("window state serializes"));
         bytes
+    }
+
+    /// What changed since the last call (`whole`: everything) as entries
+    /// under `prefix`, for an incremental checkpoint: the spec and
+    /// watermark each time, and for tumbling and hopping windows the
+    /// (window, key) slots changed and the range of the windows closed for
+    /// good. Sliding and session windows are written whole each time.
+    pub fn changes(&mut self, prefix: &[u8], whole: bool, out: &mut Changes) {
+        let key = |tag: u8| [prefix, &[tag]].concat();
+        let meta = postcard::to_stdvec(&(&self.spec, self.watermark)).expect("window meta serializes");
+        out.put.push((key(META), meta));
+        match &mut self.state {
+            State::Aligned(s) => s.changes(prefix, whole, out),
+            other => out.put.push((key(WHOLE), postcard::to_stdvec(other).expect("window state serializes"))),
+        }
+    }
+
+    /// An operator for `spec` in the state [`Windows::changes`] under
+    /// `prefix` add up to.
+    pub fn from_entries(spec: WindowSpec, prefix: &[u8], state: &Entries) -> Result<Self, RestoreError> {
+        let corrupt = |e: String| RestoreError::Corrupt(e);
+        let key = |tag: u8| [prefix, &[tag]].concat();
+        let Some(meta) = state.get(&key(META)) else {
+            return Ok(Windows::new(spec)); // the step had no windows yet
+        };
+        let (theirs, watermark): (WindowSpec, i64) =
+            postcard::from_bytes(meta).map_err(|e| corrupt(format!("window meta: {e}")))?;
+        if theirs != spec {
+            return Err(RestoreError::OtherSpec(theirs));
+        }
+        let kind = spec.kind;
+        let mut w = Windows::new(spec);
+        w.watermark = watermark;
+        w.state = match (&w.state, state.get(&key(WHOLE))) {
+            (State::Aligned(_), _) => {
+                let assign = match kind {
+                    WindowKind::Tumbling { size } => tumbling::assigner(size),
+                    WindowKind::Hopping { size, hop } => hopping::assigner(size, hop),
+                    _ => unreachable!("aligned windows are tumbling or hopping"),
+                };
+                State::Aligned(aligned::Aligned::from_entries(assign, prefix, state).map_err(corrupt)?)
+            }
+            (_, Some(bytes)) => postcard::from_bytes(bytes).map_err(|e| corrupt(format!("window state: {e}")))?,
+            (_, None) => return Err(corrupt("window state missing".into())),
+        };
+        Ok(w)
     }
 
     /// An operator for `spec` in the state a [`Windows::snapshot`] recorded.

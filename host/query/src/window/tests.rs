@@ -5,6 +5,7 @@
 use super::reference::{Reference, aggregates};
 use super::*;
 use proptest::prelude::*;
+use weir_core::entries::{Changes, Entries};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -102,8 +103,57 @@ fn run(spec: &WindowSpec, ops: &[Op], snapshot_after: &[usize]) -> Vec<(Option<P
     steps
 }
 
+/// Runs `ops` taking an incremental checkpoint (changes applied to entries,
+/// the first whole) after the operations in `checkpoints`, and restoring
+/// the operator from those entries after those in `restores`.
+fn run_incremental(spec: &WindowSpec, ops: &[Op], checkpoints: &[usize], restores: &[usize]) -> Vec<Vec<Row>> {
+    let prefix = b"q";
+    let mut w = Windows::new(spec.clone());
+    let (mut state, mut whole) = (Entries::new(), true);
+    let mut steps = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let mut out = Vec::new();
+        match op {
+            Op::Event { key: k, t, args } => drop(w.insert(&key(*k), *t, used(spec, args), &mut out)),
+            Op::Advance(to) => w.advance(*to, &mut out),
+        }
+        steps.push(out);
+        if checkpoints.contains(&i) || restores.contains(&i) {
+            let mut c = Changes { whole, ..Changes::default() };
+            w.changes(prefix, std::mem::take(&mut whole), &mut c);
+            c.apply(&mut state);
+            // The changes add up to what a whole checkpoint holds: nothing
+            // stale left behind, nothing missing.
+            let mut all = Changes::default();
+            w.clone().changes(prefix, true, &mut all);
+            let mut whole_state = Entries::new();
+            all.apply(&mut whole_state);
+            assert_eq!(state, whole_state, "after operation {i}");
+        }
+        if restores.contains(&i) {
+            w = Windows::from_entries(spec.clone(), prefix, &state).expect("fresh entries restore");
+        }
+    }
+    let mut out = Vec::new();
+    w.finish(&mut out);
+    steps.push(out);
+    steps
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn state_restored_from_incremental_changes_continues_like_an_uninterrupted_run(
+        spec in spec(),
+        ops in proptest::collection::vec(op(), 1..60),
+        checkpoints in proptest::collection::vec(0usize..60, 0..8),
+        restores in proptest::collection::vec(0usize..60, 1..3),
+    ) {
+        let straight: Vec<Vec<Row>> = run(&spec, &ops, &[]).into_iter().map(|(_, rows)| rows).collect();
+        let restored = run_incremental(&spec, &ops, &checkpoints, &restores);
+        prop_assert_eq!(straight, restored);
+    }
 
     #[test]
     fn windows_match_the_naive_reference(spec in spec(), ops in proptest::collection::vec(op(), 0..60)) {

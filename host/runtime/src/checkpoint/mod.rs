@@ -1,9 +1,16 @@
 //! Checkpoints: one file per epoch holding the position of every source and
 //! the state of every step, written atomically and checksummed.
 //!
-//! A file is `WEIRCKP2`, the body's length (u64 LE), the body's SHA-256, and
-//! the body (postcard). Files of version 1 (`WEIRCKP1`, before sinks and
-//! the dead-letter output had positions) are still read. It is written under a temporary name, synced, and
+//! A checkpoint is whole (`epoch-N.ckpt`) or incremental (`epoch-N.delta`):
+//! an incremental one holds, for the steps that keep their state as
+//! entries, only the entries changed since its parent, the checkpoint
+//! before it; reading it folds the chain down to the last whole one
+//! ([`store`]). A background thread folds long chains into a whole file.
+//!
+//! A file is `WEIRCKP3`, the body's length (u64 LE), the body's SHA-256, and
+//! the body (postcard). Files of versions 1 (`WEIRCKP1`, before sinks and
+//! the dead-letter output had positions) and 2 (`WEIRCKP2`, before
+//! incremental checkpoints) are still read. It is written under a temporary name, synced, and
 //! renamed into place, so a reader sees a whole checkpoint or none; a
 //! checkpoint damaged later (a torn disk write, a bad sector, an edit) fails
 //! its checksum and the one before it is used, with a loud log line.
@@ -15,6 +22,7 @@
 mod store;
 
 pub use store::{CheckpointStore, Loaded};
+pub use weir_core::entries::Changes;
 pub use weir_core::position::Position;
 
 use serde::{Deserialize, Serialize};
@@ -29,12 +37,39 @@ pub struct Checkpoint {
     pub created_ms: i64,
     /// Source name → position, for the sources that have one.
     pub sources: BTreeMap<String, Position>,
-    /// Step name → state, for the steps that have some (windows).
+    /// State key (a step's name and shard) → state, for the steps that
+    /// have some. As read back, every step's state is here, entries
+    /// [`weir_core::entries::encode`]d.
     pub steps: BTreeMap<String, Vec<u8>>,
+    /// State key → the entries changed since `parent` (or all, `whole`),
+    /// for the steps that keep their state as entries; empty as read back.
+    pub changes: BTreeMap<String, Changes>,
+    /// The checkpoint whose state `changes` change, when any is not whole.
+    pub parent: Option<u64>,
     /// Sink name → how much it had written, for the sinks that can go back (files).
     pub sinks: BTreeMap<String, Position>,
     /// How much of the dead-letter output was written.
     pub dead_letter: Option<Position>,
+}
+
+/// The body of a version 2 file.
+#[derive(Serialize, Deserialize)]
+struct CheckpointV2 {
+    epoch: u64,
+    pipeline: String,
+    created_ms: i64,
+    sources: BTreeMap<String, Position>,
+    steps: BTreeMap<String, Vec<u8>>,
+    sinks: BTreeMap<String, Position>,
+    dead_letter: Option<Position>,
+}
+
+impl From<CheckpointV2> for Checkpoint {
+    fn from(c: CheckpointV2) -> Self {
+        let CheckpointV2 { epoch, pipeline, created_ms, sources, steps, sinks, dead_letter } = c;
+        let (changes, parent) = (BTreeMap::new(), None);
+        Checkpoint { epoch, pipeline, created_ms, sources, steps, changes, parent, sinks, dead_letter }
+    }
 }
 
 /// The body of a version 1 file.
@@ -47,12 +82,13 @@ struct CheckpointV1 {
     steps: BTreeMap<String, Vec<u8>>,
 }
 
-const MAGIC: &[u8; 8] = b"WEIRCKP2";
+const MAGIC: &[u8; 8] = b"WEIRCKP3";
+const MAGIC_V2: &[u8; 8] = b"WEIRCKP2";
 const MAGIC_V1: &[u8; 8] = b"WEIRCKP1";
 const HEADER: usize = 8 + 8 + 32;
 
 /// Why a checkpoint file cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Corrupt {
     #[error("not a Weir checkpoint (bad magic)")]
     Magic,
@@ -72,6 +108,12 @@ pub enum Corrupt {
 }
 
 impl Checkpoint {
+    /// Whether this checkpoint changes another one (some step's changes
+    /// are not its whole state).
+    pub fn incremental(&self) -> bool {
+        self.changes.values().any(|c| !c.whole)
+    }
+
     /// The file's bytes.
     pub fn encode(&self) -> Vec<u8> {
         use sha2::Digest;
@@ -88,7 +130,8 @@ impl Checkpoint {
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
         use sha2::Digest;
         let v1 = bytes.len() >= 8 && &bytes[..8] == MAGIC_V1;
-        if bytes.len() >= 8 && &bytes[..8] != MAGIC && !v1 {
+        let v2 = bytes.len() >= 8 && &bytes[..8] == MAGIC_V2;
+        if bytes.len() >= 8 && &bytes[..8] != MAGIC && !v1 && !v2 {
             return Err(Corrupt::Magic);
         }
         if bytes.len() < HEADER {
@@ -104,15 +147,13 @@ impl Checkpoint {
         }
         if v1 {
             let c: CheckpointV1 = postcard::from_bytes(body).map_err(|e| Corrupt::Body(e.to_string()))?;
-            return Ok(Checkpoint {
-                epoch: c.epoch,
-                pipeline: c.pipeline,
-                created_ms: c.created_ms,
-                sources: c.sources,
-                steps: c.steps,
-                sinks: BTreeMap::new(),
-                dead_letter: None,
-            });
+            let (sinks, dead_letter) = (BTreeMap::new(), None);
+            let CheckpointV1 { epoch, pipeline, created_ms, sources, steps } = c;
+            return Ok(CheckpointV2 { epoch, pipeline, created_ms, sources, steps, sinks, dead_letter }.into());
+        }
+        if v2 {
+            let c: CheckpointV2 = postcard::from_bytes(body).map_err(|e| Corrupt::Body(e.to_string()))?;
+            return Ok(c.into());
         }
         postcard::from_bytes(body).map_err(|e| Corrupt::Body(e.to_string()))
     }

@@ -18,7 +18,7 @@
 //! last complete checkpoint are rolled back by the restart, as after a
 //! crash.
 
-use super::worker::SinkSlot;
+use super::worker::{SinkSlot, StepState};
 use crate::checkpoint::{Checkpoint, CheckpointStore, Position};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::BTreeMap;
@@ -37,6 +37,13 @@ pub struct Clock {
     pub(super) positions: BTreeMap<String, Position>,
     pub(super) last: Instant,
     pub(super) dirty: bool,
+    /// Whether checkpoints write only what changed since the one before.
+    pub(super) incremental: bool,
+    /// Whether a checkpoint has been cut in this run.
+    pub(super) cut_once: bool,
+    /// Set by the checkpoint store when the next checkpoint must be whole
+    /// (a fold of the chain failed).
+    pub(super) whole_wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Clock {
@@ -55,10 +62,20 @@ impl Clock {
         self.dirty && self.last.elapsed() >= self.interval
     }
 
+    /// Whether the checkpoint being cut writes the steps' whole state (with
+    /// incremental checkpoints): the first of a run (the state restored may
+    /// have been split anew, and steps begin to track their changes then),
+    /// and the next after a failed fold. Asking takes the request.
+    pub fn take_whole(&mut self) -> bool {
+        let wanted = self.whole_wanted.swap(false, std::sync::atomic::Ordering::AcqRel);
+        !self.cut_once || wanted
+    }
+
     /// A checkpoint was cut now.
     pub fn cut(&mut self) {
         self.last = Instant::now();
         self.dirty = false;
+        self.cut_once = true;
     }
 
     /// A source gave `revoked` partitions away (after a checkpoint that
@@ -84,6 +101,9 @@ pub struct Checkpointer {
     /// Set when a checkpoint was restored: the first new one reports the
     /// time since start as the recovery time.
     pub(super) recovering_since: Option<Instant>,
+    /// The epoch of the checkpoint taken last in this run: an incremental
+    /// one changes it.
+    pub(super) last: Option<u64>,
 }
 
 /// Where checkpoint files are written: here, or by a writer thread.
@@ -215,7 +235,7 @@ impl Checkpointer {
     pub fn take(
         &mut self,
         positions: &BTreeMap<String, Position>,
-        states: BTreeMap<String, Vec<u8>>,
+        states: BTreeMap<String, StepState>,
         sinks: &mut [SinkSlot],
         wait: bool,
     ) -> std::io::Result<()> {
@@ -225,7 +245,10 @@ impl Checkpointer {
         let epoch = self.next_epoch();
         let built = self.build(epoch, positions, states, sinks);
         let checkpoint = match built {
-            Ok(c) => c,
+            Ok(c) => {
+                self.last = Some(epoch);
+                c
+            }
             Err(error) => {
                 CheckpointFailed { metrics: &self.metrics, epoch, error: &error }.emit();
                 return Err(error);
@@ -274,18 +297,32 @@ impl Checkpointer {
         &mut self,
         epoch: u64,
         positions: &BTreeMap<String, Position>,
-        states: BTreeMap<String, Vec<u8>>,
+        states: BTreeMap<String, StepState>,
         sinks: &mut [SinkSlot],
     ) -> std::io::Result<Checkpoint> {
         for slot in sinks.iter_mut() {
             slot.sink.flush()?;
+        }
+        let (mut steps, mut changes) = (BTreeMap::new(), BTreeMap::new());
+        for (key, state) in states {
+            match state {
+                StepState::Whole(bytes) => steps.insert(key, bytes).map(|_| ()),
+                StepState::Changes(c) => changes.insert(key, c).map(|_| ()),
+            };
+        }
+        let incremental = changes.values().any(|c: &weir_core::entries::Changes| !c.whole);
+        if incremental && self.last.is_none() {
+            // The router cuts the first checkpoint of a run whole.
+            return Err(std::io::Error::other("an incremental checkpoint with nothing before it to change"));
         }
         Ok(Checkpoint {
             epoch,
             pipeline: self.pipeline.clone(),
             created_ms: now_ms(),
             sources: positions.clone(),
-            steps: states,
+            steps,
+            changes,
+            parent: if incremental { self.last } else { None },
             sinks: sinks.iter().filter_map(|s| s.sink.position().map(|p| (s.name.clone(), p))).collect(),
             dead_letter: Some(self.dead.position()?),
         })
@@ -316,6 +353,8 @@ mod tests {
             created_ms: 0,
             sources: BTreeMap::new(),
             steps: BTreeMap::from([("w".to_string(), vec![epoch as u8; 16])]),
+            changes: BTreeMap::new(),
+            parent: None,
             sinks: BTreeMap::new(),
             dead_letter: None,
         };

@@ -45,6 +45,7 @@ impl Durable {
                 CheckpointStore::open(&c.dir, c.keep)
                     .with_context(|| format!("cannot open the checkpoint folder `{}`", c.dir.display()))?
                     .with_keyring(spec.encryption.clone())
+                    .compacting_after(c.compact_after)
                     .accepting_plaintext(spec.accept_plaintext_checkpoints),
             ),
             None => None,
@@ -68,6 +69,7 @@ impl Durable {
         field: Option<&str>,
     ) -> anyhow::Result<()> {
         let Some(c) = &self.restored else { return Ok(()) };
+        let started = Instant::now();
         let parallelism = shards.len() as u16;
         let recorded =
             c.steps.get(super::worker::SHARDS_STATE).and_then(|b| postcard::from_bytes::<(u16, u16)>(b).ok());
@@ -118,6 +120,7 @@ impl Durable {
                 }
             }
         }
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "steps' state restored");
         Ok(())
     }
 
@@ -206,6 +209,9 @@ impl Durable {
                 .unwrap_or_default(),
             last: Instant::now(),
             dirty: false,
+            incremental: c.incremental,
+            cut_once: false,
+            whole_wanted: store.whole_wanted(),
         };
         let checkpointer = Checkpointer {
             dead,
@@ -214,6 +220,7 @@ impl Durable {
             coordinators: self.coordinators,
             metrics: metrics.durability(),
             recovering_since: self.restored.is_some().then_some(self.started),
+            last: None,
         };
         Ok(Some((clock, checkpointer)))
     }

@@ -229,6 +229,10 @@ impl Step for PluginStep {
         self.state.as_ref()?.snapshot()
     }
 
+    fn changes(&mut self, whole: bool) -> Option<weir_core::entries::Changes> {
+        Some(self.state.as_ref()?.changes(whole))
+    }
+
     fn restore(&mut self, state: &[u8]) -> anyhow::Result<()> {
         match &self.state {
             Some(s) => s.restore(state),

@@ -24,8 +24,10 @@ pub fn choose(
         }
         return Ok(None);
     }
+    let started = std::time::Instant::now();
+    let chains = store.read_chains()?;
     let mut valid = Vec::new();
-    for loaded in store.load_all()? {
+    for loaded in chains.headers() {
         match loaded.checkpoint {
             Ok(c) => valid.push(c),
             // Skipping it would start the run as if there were no state.
@@ -79,9 +81,12 @@ pub fn choose(
         }
         break;
     }
-    let checkpoint = valid.swap_remove(chosen);
+    // Only the chosen one's state is folded from its chain.
+    let epoch = valid[chosen].epoch;
+    let checkpoint = chains.load(epoch).map_err(|e| anyhow::anyhow!("checkpoint {epoch} cannot be read: {e}"))?;
     store.discard_after(checkpoint.epoch)?;
-    tracing::info!(epoch = checkpoint.epoch, "restoring checkpoint");
+    let ms = started.elapsed().as_millis() as u64;
+    tracing::info!(epoch = checkpoint.epoch, read_and_folded_ms = ms, "restoring checkpoint");
     Ok(Some(checkpoint))
 }
 
@@ -118,6 +123,8 @@ mod tests {
                 created_ms: 0,
                 sources: [("k".to_string(), Position::File { offset: epoch, line: 0 })].into(),
                 steps: Default::default(),
+                changes: Default::default(),
+                parent: None,
                 sinks: Default::default(),
                 dead_letter: None,
             };

@@ -286,6 +286,8 @@ impl Router {
             positions: self.clock.as_ref().map(|c| c.positions.clone()).unwrap_or_default(),
             router_state: self.watermark.as_ref().map(Watermark::snapshot),
             flush_only,
+            incremental: self.clock.as_ref().is_some_and(|c| c.incremental),
+            whole: !flush_only && self.clock.as_mut().is_none_or(Clock::take_whole),
             wait,
         });
         self.send_all(|| ToShard::Barrier(cut.clone()))?;

@@ -35,6 +35,12 @@ pub struct Cut {
     pub router_state: Option<Vec<u8>>,
     /// Only flush the sinks (a pipeline without checkpoints, at its end).
     pub flush_only: bool,
+    /// Steps hand over their changes as entries (`incremental = true`);
+    /// otherwise their own whole snapshots.
+    pub incremental: bool,
+    /// With `incremental`, the changes are the whole state (the first
+    /// checkpoint of a run).
+    pub whole: bool,
     /// Answer the router only once the checkpoint is written (and
     /// committed): at the end of input, and before partitions move.
     /// Otherwise it answers once the checkpoint is handed to its writer.
@@ -60,7 +66,16 @@ pub enum FromShard {
     Out(Vec<usize>, Batch),
     /// The shard's steps' states at the cut (state key → bytes), and when
     /// the shard began taking them and how long that took.
-    Barrier(Arc<Cut>, Vec<(String, Vec<u8>)>, Instant, std::time::Duration),
+    Barrier(Arc<Cut>, Vec<(String, StepState)>, Instant, std::time::Duration),
+}
+
+/// A step's state at a cut.
+#[derive(Debug)]
+pub enum StepState {
+    /// A whole snapshot in the step's own format ([`Step::snapshot`]).
+    Whole(Vec<u8>),
+    /// Its entries changed since the last cut, or all ([`Step::changes`]).
+    Changes(weir_core::entries::Changes),
 }
 
 /// Sets the pipeline's stop flag if the thread it lives on panics, so
@@ -132,10 +147,16 @@ impl Shard {
                     let states = if cut.flush_only {
                         Vec::new()
                     } else {
+                        let (index, parallelism) = (self.index, self.parallelism);
                         self.steps
-                            .iter()
+                            .iter_mut()
                             .filter_map(|s| {
-                                s.snapshot().map(|b| (state_key(s.name(), self.index, self.parallelism), b))
+                                let changes = if cut.incremental { s.changes(cut.whole) } else { None };
+                                let state = match changes {
+                                    Some(c) => StepState::Changes(c),
+                                    None => StepState::Whole(s.snapshot()?),
+                                };
+                                Some((state_key(s.name(), index, parallelism), state))
                             })
                             .collect()
                     };
@@ -356,14 +377,14 @@ impl SinkStage {
         }
     }
 
-    fn cut(&mut self, cut: &Cut, mut states: BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    fn cut(&mut self, cut: &Cut, mut states: BTreeMap<String, StepState>) -> std::io::Result<()> {
         match &mut self.checkpointer {
             Some(c) if !cut.flush_only => {
                 if let Some(r) = &cut.router_state {
-                    states.insert(ROUTER_STATE.to_string(), r.clone());
+                    states.insert(ROUTER_STATE.to_string(), StepState::Whole(r.clone()));
                 }
-                states
-                    .insert(SHARDS_STATE.to_string(), postcard::to_stdvec(&self.shape).expect("two numbers serialize"));
+                let shape = postcard::to_stdvec(&self.shape).expect("two numbers serialize");
+                states.insert(SHARDS_STATE.to_string(), StepState::Whole(shape));
                 c.take(&cut.positions, states, &mut self.sinks, cut.wait)
             }
             _ => {
@@ -433,7 +454,14 @@ mod tests {
     }
 
     fn cut() -> Arc<Cut> {
-        Arc::new(Cut { positions: BTreeMap::new(), router_state: None, flush_only: true, wait: true })
+        Arc::new(Cut {
+            positions: BTreeMap::new(),
+            router_state: None,
+            flush_only: true,
+            incremental: false,
+            whole: false,
+            wait: true,
+        })
     }
 
     /// Records what it is given: each write's first payload, and "flush".
