@@ -1,6 +1,9 @@
 //! Two `weir` processes in one consumer group split the partitions; when
 //! one is killed, the other takes its partitions over from their last
-//! committed offsets, and the output is still exactly once.
+//! committed offsets, fences the killed one's producer (its open
+//! transaction is aborted then, not when it times out), and the output is
+//! still exactly once. A short session (6 s), the default transaction
+//! timeout (60 s).
 
 use super::broker::{brokers, create_topic, produce};
 use super::{expected, outputs, spawn, unique, vitals};
@@ -53,7 +56,6 @@ name = "alerts"
 kind = "kafka"
 brokers = "{brokers}"
 topic = "{name}-alerts"
-properties = {{ "transaction.timeout.ms" = "10000" }}
 
 [checkpoint]
 dir = {ckpt}
@@ -107,6 +109,12 @@ interval = "200ms"
     let b_text = std::fs::read_to_string(&log_b).unwrap();
     assert!(a_text.contains("partitions revoked: checkpointing them first"), "A never gave partitions to B:\n{a_text}");
     assert!(b_text.matches("partitions assigned").count() >= 2, "B never took A's partitions over:\n{b_text}");
+    // A's partitions' offsets name A as their owner: B fences A's producer
+    // before reading them. (The partitions A handed over when B joined
+    // were committed as released: B fenced no one then.)
+    let fenced: Vec<&str> = b_text.lines().filter(|l| l.contains("fenced the previous owner")).collect();
+    assert_eq!(fenced.len(), 1, "B fenced A once, when A's partitions came:\n{b_text}");
+    assert!(fenced[0].contains(&format!("weir-{name}-a")), "{}", fenced[0]);
     assert_eq!(ids.len(), want.len(), "alerts: {} written, {} expected", ids.len(), want.len());
     assert!(ids == want, "alerts differ: some missing and others twice");
 }

@@ -197,10 +197,11 @@ impl crate::Connector for Kafka {
         let mut metrics: KafkaMetrics = cx.metrics.family();
         metrics.health = Some(cx.metrics.health());
         let exactly_once = spec.checkpoint.as_ref().is_some_and(|c| c.exactly_once);
+        // This process's transactional id: one per process and pipeline.
+        let id = format!("weir-{}-{}", spec.name, cx.instance);
         let producer = match crate::sinks_of(spec, KINDS).next() {
             Some(s) if exactly_once => {
                 let k = KafkaSinkSpec::of(s)?;
-                let id = format!("weir-{}-{}", spec.name, cx.instance);
                 let what = format!("cannot start the transactional producer `{id}`");
                 Some(
                     KafkaProducer::open(&format!("sink {}", s.name), &k, Some(&id), metrics.clone())
@@ -212,7 +213,17 @@ impl crate::Connector for Kafka {
         let mut consumers = Vec::new();
         for (i, s) in crate::sources_of(spec, KINDS) {
             let k = KafkaSourceSpec::of(s, spec)?;
-            let c = KafkaConsumer::open(&s.name, &k, cx.instance, cx.gate.clone(), metrics.clone())
+            // Under exactly-once, a source fences the producer of an owner
+            // that did not hand its partitions over (see `source::Owner`).
+            let owner = match crate::sinks_of(spec, KINDS).next() {
+                Some(sink) if producer.is_some() => {
+                    let sink = KafkaSinkSpec::of(sink)?;
+                    let fencing = metrics.clone();
+                    Some(source::Owner { id: id.clone(), fence: Box::new(move |id| sink::fence(&sink, id, &fencing)) })
+                }
+                _ => None,
+            };
+            let c = KafkaConsumer::open(&s.name, &k, cx.instance, cx.gate.clone(), metrics.clone(), owner)
                 .map_err(|e| client_error(format!("source `{}`", s.name), "cannot create the Kafka consumer", e))?;
             consumers.push((i, k, c));
         }

@@ -73,6 +73,22 @@ fn init_transactions(producer: &BaseProducer<Context>) -> KafkaResult<()> {
     })
 }
 
+/// Fences the producer of transactional id `id` (the previous owner of
+/// partitions this process was just given, which did not hand them over):
+/// a producer of that id is started, which makes the transaction
+/// coordinator abort the old one's open transaction at once (instead of
+/// after `transaction.timeout.ms`) and refuse its later commits, and is let
+/// go. `spec` gives the cluster and its (security) properties.
+pub fn fence(spec: &KafkaSinkSpec, id: &str, metrics: &KafkaMetrics) -> KafkaResult<()> {
+    let mut config = client_config(&spec.brokers);
+    config.set("enable.idempotence", "true").set("transactional.id", id);
+    super::set_properties(&mut config, &spec.properties)?;
+    let context =
+        Context { observed: Observed::new(format!("fencing {id}"), metrics.clone()), failed: Mutex::new(None) };
+    let producer: BaseProducer<Context> = super::create(&config, context)?;
+    init_transactions(&producer)
+}
+
 impl KafkaProducer {
     /// Opens a producer for `spec`'s cluster. With a transactional id it
     /// fences any earlier producer with that id (a killed run: its open

@@ -46,7 +46,36 @@ pub struct Context {
     /// processed here: the partition's new owner reads it.
     owned: Mutex<BTreeSet<i32>>,
     gate: Arc<Gate>,
+    /// Under exactly-once: who this process is, as its offset commits
+    /// record it, and how it fences an owner that did not hand over.
+    owner: Option<Owner>,
+    /// Partitions being given up now: their offsets commit as released.
+    revoking: Mutex<BTreeSet<i32>>,
 }
+
+/// This process as the owner of its partitions under exactly-once. Each
+/// offset it commits carries, as the offset's metadata, its producer's
+/// transactional id, or "released" when it commits a partition it is
+/// giving up in a rebalance. A process given a partition whose committed
+/// offset names another owner knows that owner did not hand it over (it
+/// was killed, or its session timed out) and fences that owner's producer
+/// before it reads the partition: the old owner's open transaction is
+/// aborted at once, so `read_committed` readers of the output stop waiting
+/// for it, and a zombie can commit nothing more.
+pub struct Owner {
+    /// This process's producer's transactional id.
+    pub id: String,
+    /// Fences the producer of another transactional id.
+    pub fence: Fence,
+}
+
+/// What fences the producer of a transactional id.
+pub type Fence = Box<dyn Fn(&str) -> KafkaResult<()> + Send + Sync>;
+
+/// The metadata of an offset committed by a process handing the partition over.
+const RELEASED: &str = "weir:released";
+/// The prefix of the metadata of an offset committed by its owner.
+const OWNED_BY: &str = "weir:owner=";
 
 impl ClientContext for Context {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
@@ -80,6 +109,7 @@ impl ConsumerContext for Context {
                     }
                 }
                 tracing::info!(topic = %self.topic, ?partitions, "partitions assigned");
+                self.fence_previous_owners(consumer, &partitions);
                 *self.owned.lock().expect("owned lock") = partitions.iter().copied().collect();
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(topic = %self.topic, "cannot take the assignment: {e}");
@@ -88,9 +118,11 @@ impl ConsumerContext for Context {
             _ => {
                 let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 tracing::info!(topic = %self.topic, ?partitions, "partitions revoked: checkpointing them first");
+                self.revoking.lock().expect("revoking lock").extend(partitions.iter().copied());
                 if !self.gate.request_and_wait(&self.source, partitions.clone(), REQUEST_TIMEOUT) {
                     tracing::warn!(topic = %self.topic, "no checkpoint before giving the partitions up; their new owner resumes from the last one");
                 }
+                self.revoking.lock().expect("revoking lock").clear();
                 let mut owned = self.owned.lock().expect("owned lock");
                 for p in &partitions {
                     owned.remove(p);
@@ -106,6 +138,52 @@ impl ConsumerContext for Context {
 }
 
 impl Context {
+    /// Fences the producers of the owners that committed `partitions` last
+    /// and did not hand them over ([`Owner`]). If the group cannot be asked
+    /// (an offset commit of the old owner still pending in its open
+    /// transaction), nothing is fenced: the old transaction then ends when
+    /// it times out.
+    fn fence_previous_owners(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
+        let Some(owner) = &self.owner else { return };
+        if partitions.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&self.topic, *p);
+        }
+        let got = match consumer.committed_offsets(tpl, REQUEST_TIMEOUT) {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, "cannot read who committed the partitions last ({e}): fencing no one");
+                return;
+            }
+        };
+        let mut previous: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for e in got.elements() {
+            if let Some(id) = e.metadata().strip_prefix(OWNED_BY)
+                && id != owner.id
+                && e.error().is_ok()
+            {
+                previous.entry(id.to_string()).or_default().push(e.partition());
+            }
+        }
+        for (id, partitions) in previous {
+            let started = Instant::now();
+            match (owner.fence)(&id) {
+                Ok(()) => tracing::info!(
+                    topic = %self.topic,
+                    previous_owner = %id,
+                    ?partitions,
+                    ms = started.elapsed().as_millis() as u64,
+                    "fenced the previous owner of these partitions (it did not hand them over): its open transaction is aborted"
+                ),
+                Err(e) => tracing::warn!(topic = %self.topic, previous_owner = %id, ?partitions,
+                    "cannot fence the previous owner ({e}): its open transaction ends when it times out"),
+            }
+        }
+    }
+
     /// Removes from `pins` the defaults of partitions the group has a
     /// committed offset for by now: those start there. If the group cannot
     /// be asked, every default is dropped too: the group's committed offset
@@ -185,6 +263,7 @@ impl KafkaConsumer {
         instance: &str,
         gate: Arc<Gate>,
         metrics: KafkaMetrics,
+        owner: Option<Owner>,
     ) -> KafkaResult<Arc<Self>> {
         let mut config = client_config(&spec.brokers);
         config
@@ -209,6 +288,8 @@ impl KafkaConsumer {
             revoked: Mutex::new(Vec::new()),
             owned: Mutex::new(BTreeSet::new()),
             gate,
+            owner,
+            revoking: Mutex::new(BTreeSet::new()),
         };
         let consumer = super::create(&config, context)?;
         Ok(Arc::new(KafkaConsumer { source: source.to_string(), topic: spec.topic.clone(), consumer }))
@@ -305,10 +386,20 @@ impl KafkaConsumer {
         self.consumer.commit(&self.offsets_list(offsets)?, CommitMode::Sync)
     }
 
+    /// The offsets to commit; under exactly-once each names its owner, or
+    /// that it is being handed over ([`Owner`]).
     pub fn offsets_list(&self, offsets: &BTreeMap<i32, i64>) -> KafkaResult<TopicPartitionList> {
+        let cx = self.consumer.context();
+        let revoking = cx.revoking.lock().expect("revoking lock").clone();
         let mut tpl = TopicPartitionList::new();
         for (p, o) in offsets {
-            tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*o))?;
+            let mut e = tpl.add_partition(&self.topic, *p);
+            e.set_offset(Offset::Offset(*o))?;
+            match &cx.owner {
+                Some(_) if revoking.contains(p) => e.set_metadata(RELEASED),
+                Some(owner) => e.set_metadata(format!("{OWNED_BY}{}", owner.id)),
+                None => {}
+            }
         }
         Ok(tpl)
     }
