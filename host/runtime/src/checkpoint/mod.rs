@@ -26,10 +26,11 @@ pub use weir_core::entries::Changes;
 pub use weir_core::position::Position;
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     pub epoch: u64,
     pub pipeline: String,
@@ -114,10 +115,23 @@ impl Checkpoint {
         self.changes.values().any(|c| !c.whole)
     }
 
-    /// The file's bytes.
+    /// The file's bytes. The body is the small part first (positions,
+    /// parent) and then the steps' state, so that a reader choosing among
+    /// checkpoints decodes only the first ([`Checkpoint::decode_head`]).
     pub fn encode(&self) -> Vec<u8> {
         use sha2::Digest;
-        let body = postcard::to_stdvec(self).expect("a checkpoint serializes");
+        let head = Head {
+            epoch: self.epoch,
+            pipeline: Cow::Borrowed(self.pipeline.as_str()),
+            created_ms: self.created_ms,
+            sources: Cow::Borrowed(&self.sources),
+            sinks: Cow::Borrowed(&self.sinks),
+            dead_letter: Cow::Borrowed(&self.dead_letter),
+            parent: self.parent,
+        };
+        let mut body = postcard::to_stdvec(&head).expect("a checkpoint serializes");
+        let state = State { steps: Cow::Borrowed(&self.steps), changes: Cow::Borrowed(&self.changes) };
+        body.extend(postcard::to_stdvec(&state).expect("a checkpoint serializes"));
         let mut out = Vec::with_capacity(HEADER + body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(body.len() as u64).to_le_bytes());
@@ -128,6 +142,17 @@ impl Checkpoint {
 
     /// Reads a file's bytes, checking magic, length and checksum.
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
+        Self::decode_as(bytes, true)
+    }
+
+    /// As [`Checkpoint::decode`], leaving the steps' state out (`steps`
+    /// and `changes` empty) for files of this version: what choosing a
+    /// checkpoint needs. Older versions are read whole.
+    pub fn decode_head(bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
+        Self::decode_as(bytes, false)
+    }
+
+    fn decode_as(bytes: &[u8], with_state: bool) -> Result<Checkpoint, Corrupt> {
         use sha2::Digest;
         let v1 = bytes.len() >= 8 && &bytes[..8] == MAGIC_V1;
         let v2 = bytes.len() >= 8 && &bytes[..8] == MAGIC_V2;
@@ -145,18 +170,53 @@ impl Checkpoint {
         if sha2::Sha256::digest(body).as_slice() != &bytes[16..48] {
             return Err(Corrupt::Checksum);
         }
+        let unreadable = |e: postcard::Error| Corrupt::Body(e.to_string());
         if v1 {
-            let c: CheckpointV1 = postcard::from_bytes(body).map_err(|e| Corrupt::Body(e.to_string()))?;
+            let c: CheckpointV1 = postcard::from_bytes(body).map_err(unreadable)?;
             let (sinks, dead_letter) = (BTreeMap::new(), None);
             let CheckpointV1 { epoch, pipeline, created_ms, sources, steps } = c;
             return Ok(CheckpointV2 { epoch, pipeline, created_ms, sources, steps, sinks, dead_letter }.into());
         }
         if v2 {
-            let c: CheckpointV2 = postcard::from_bytes(body).map_err(|e| Corrupt::Body(e.to_string()))?;
+            let c: CheckpointV2 = postcard::from_bytes(body).map_err(unreadable)?;
             return Ok(c.into());
         }
-        postcard::from_bytes(body).map_err(|e| Corrupt::Body(e.to_string()))
+        let (head, rest): (Head<'static>, &[u8]) = postcard::take_from_bytes(body).map_err(unreadable)?;
+        let state: State<'static> = match with_state {
+            true => postcard::from_bytes(rest).map_err(unreadable)?,
+            false => State { steps: Cow::Owned(BTreeMap::new()), changes: Cow::Owned(BTreeMap::new()) },
+        };
+        Ok(Checkpoint {
+            epoch: head.epoch,
+            pipeline: head.pipeline.into_owned(),
+            created_ms: head.created_ms,
+            sources: head.sources.into_owned(),
+            steps: state.steps.into_owned(),
+            changes: state.changes.into_owned(),
+            parent: head.parent,
+            sinks: head.sinks.into_owned(),
+            dead_letter: head.dead_letter.into_owned(),
+        })
     }
+}
+
+/// The first part of a version 3 body: what choosing a checkpoint reads.
+#[derive(Serialize, Deserialize)]
+struct Head<'a> {
+    epoch: u64,
+    pipeline: Cow<'a, str>,
+    created_ms: i64,
+    sources: Cow<'a, BTreeMap<String, Position>>,
+    sinks: Cow<'a, BTreeMap<String, Position>>,
+    dead_letter: Cow<'a, Option<Position>>,
+    parent: Option<u64>,
+}
+
+/// The second part of a version 3 body: the steps' state.
+#[derive(Serialize, Deserialize)]
+struct State<'a> {
+    steps: Cow<'a, BTreeMap<String, Vec<u8>>>,
+    changes: Cow<'a, BTreeMap<String, Changes>>,
 }
 
 #[cfg(test)]

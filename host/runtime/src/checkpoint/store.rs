@@ -41,7 +41,8 @@ pub struct CheckpointStore {
 /// a restore chooses from before it folds the state of the one it takes.
 #[derive(Debug)]
 pub struct Chains {
-    files: Vec<(FileAt, Result<Checkpoint, Corrupt>)>,
+    /// Each file's checkpoint bytes (opened), or why they cannot be had.
+    files: Vec<(FileAt, Result<Vec<u8>, Corrupt>)>,
 }
 
 /// What reads (and seals) the files: shared with the folding thread.
@@ -132,7 +133,7 @@ impl CheckpointStore {
     /// Every checkpoint file read and checked (not folded yet).
     pub fn read_chains(&self) -> std::io::Result<Chains> {
         let (live, _) = newest_per_epoch(files(&self.reader.dir)?);
-        Ok(Chains { files: live.into_iter().map(|f| (f.clone(), self.reader.read(&f))).collect() })
+        Ok(Chains { files: live.into_iter().map(|f| (f.clone(), self.reader.open(&f))).collect() })
     }
 
     /// Every checkpoint in the folder, newest first, each read, checked and
@@ -140,7 +141,7 @@ impl CheckpointStore {
     /// tools; a restore folds only the one it takes, [`Chains::load`]).
     pub fn load_all(&self) -> std::io::Result<Vec<Loaded>> {
         let mut out = Vec::new();
-        fold(self.read_chains()?.files, |f, folded| {
+        fold(self.read_chains()?.decoded(), |f, folded| {
             let checkpoint = folded.map(|(c, state)| materialized(c, state));
             out.push(Loaded { epoch: f.epoch, path: f.path.clone(), checkpoint: checkpoint.map_err(Clone::clone) });
         });
@@ -226,9 +227,10 @@ impl CheckpointStore {
 }
 
 impl Reader {
-    /// A file's bytes, opened when sealed, read and checked.
-    fn decode(&self, bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
-        if !at_rest::is_sealed_checkpoint(bytes) {
+    /// `f`'s checkpoint bytes: read, and opened when sealed.
+    fn open(&self, f: &FileAt) -> Result<Vec<u8>, Corrupt> {
+        let bytes = fs::read(&f.path).map_err(|e| Corrupt::Body(e.to_string()))?;
+        if !at_rest::is_sealed_checkpoint(&bytes) {
             if self.keyring.is_some() && !self.plaintext_ok {
                 return Err(Corrupt::Locked(
                     "it is not encrypted, and [encryption] is on: anyone who can write the folder could have put \
@@ -237,23 +239,12 @@ impl Reader {
                         .into(),
                 ));
             }
-            return Checkpoint::decode(bytes);
+            return Ok(bytes);
         }
-        match at_rest::open_checkpoint(self.keyring.as_deref(), bytes) {
-            Ok(plain) => Checkpoint::decode(&plain),
+        match at_rest::open_checkpoint(self.keyring.as_deref(), &bytes) {
+            Ok(plain) => Ok(plain),
             Err(e) if e.is_locked() => Err(Corrupt::Locked(e.to_string())),
             Err(e) => Err(Corrupt::Sealed(e.to_string())),
-        }
-    }
-
-    /// Reads `f`, checking that it holds its own epoch.
-    fn read(&self, f: &FileAt) -> Result<Checkpoint, Corrupt> {
-        let bytes = fs::read(&f.path).map_err(|e| Corrupt::Body(e.to_string()))?;
-        let c = self.decode(&bytes)?;
-        match c.epoch == f.epoch {
-            true => Ok(c),
-            // A checkpoint copied over another: its name is its place.
-            false => Err(Corrupt::Body(format!("named for epoch {}, it holds epoch {}", f.epoch, c.epoch))),
         }
     }
 
@@ -285,7 +276,7 @@ impl Reader {
     fn fold_into_whole(&self, epoch: u64) -> std::io::Result<u64> {
         let (live, _) = newest_per_epoch(files(&self.dir)?);
         let start = live.iter().rposition(|f| f.epoch <= epoch && f.kind == Kind::Whole).unwrap_or(0);
-        let chain = live[start..].iter().filter(|f| f.epoch <= epoch).map(|f| (f.clone(), self.read(f))).collect();
+        let chain = live[start..].iter().filter(|f| f.epoch <= epoch).map(|f| (f.clone(), self.open(f))).collect();
         let (c, state) = Chains { files: chain }
             .fold_to(epoch)
             .map_err(|e| std::io::Error::other(format!("checkpoint {epoch} cannot be read: {e}")))?;
@@ -305,21 +296,34 @@ impl Reader {
 
 impl Chains {
     /// Each checkpoint, newest first: its positions and sinks (`steps` and
-    /// `changes` left out), or why it, or one its chain needs, cannot be read.
+    /// `changes` left out: only the first part of each body is decoded), or
+    /// why it, or one its chain needs, cannot be read.
     pub fn headers(&self) -> Vec<Loaded> {
         let mut out = Vec::new();
         let mut before: Option<(u64, Result<(), Corrupt>)> = None;
-        for (f, read) in &self.files {
-            let ok = read.clone().and_then(|c| match c.incremental() {
-                false => Ok(c),
-                true => parent_ok(&c, before.as_ref().map(|(e, r)| (*e, r.as_ref()))).map(|()| c),
+        for (f, bytes) in &self.files {
+            let head = bytes.clone().and_then(|b| checked(f, Checkpoint::decode_head(&b)));
+            // A delta names its parent; whole checkpoints name none.
+            let ok = head.and_then(|c| match c.parent {
+                None => Ok(c),
+                Some(_) => parent_ok(&c, before.as_ref().map(|(e, r)| (*e, r.as_ref()))).map(|()| c),
             });
             before = Some((f.epoch, ok.as_ref().map(|_| ()).map_err(Clone::clone)));
-            let header = ok.map(|c| Checkpoint { steps: BTreeMap::new(), changes: BTreeMap::new(), parent: None, ..c });
-            out.push(Loaded { epoch: f.epoch, path: f.path.clone(), checkpoint: header });
+            out.push(Loaded { epoch: f.epoch, path: f.path.clone(), checkpoint: ok });
         }
         out.reverse();
         out
+    }
+
+    /// Each file decoded whole and checked.
+    fn decoded(self) -> Vec<(FileAt, Result<Checkpoint, Corrupt>)> {
+        self.files
+            .into_iter()
+            .map(|(f, bytes)| {
+                let c = bytes.and_then(|b| checked(&f, Checkpoint::decode(&b)));
+                (f, c)
+            })
+            .collect()
     }
 
     /// The whole state of checkpoint `epoch`, folded from the newest whole
@@ -329,11 +333,12 @@ impl Chains {
     }
 
     /// Checkpoint `epoch` (`steps` and `changes` emptied) and its state.
-    fn fold_to(self, epoch: u64) -> Result<(Checkpoint, State), Corrupt> {
-        let mut chain: Vec<_> = self.files.into_iter().filter(|(f, _)| f.epoch <= epoch).collect();
-        if let Some(base) = chain.iter().rposition(|(f, _)| f.kind == Kind::Whole) {
-            chain.drain(..base);
+    fn fold_to(mut self, epoch: u64) -> Result<(Checkpoint, State), Corrupt> {
+        self.files.retain(|(f, _)| f.epoch <= epoch);
+        if let Some(base) = self.files.iter().rposition(|(f, _)| f.kind == Kind::Whole) {
+            self.files.drain(..base);
         }
+        let chain = self.decoded();
         let mut header = None;
         let last = fold(chain, |f, folded| {
             if f.epoch == epoch {
@@ -345,6 +350,17 @@ impl Chains {
             (Some(Err(e)), _) => Err(e),
             _ => Err(Corrupt::Body(format!("checkpoint {epoch} is gone"))),
         }
+    }
+}
+
+/// `c`, read from `f`, unless it holds another epoch than its name says.
+fn checked(f: &FileAt, c: Result<Checkpoint, Corrupt>) -> Result<Checkpoint, Corrupt> {
+    match c {
+        Ok(c) if c.epoch != f.epoch => {
+            // A checkpoint copied over another: its name is its place.
+            Err(Corrupt::Body(format!("named for epoch {}, it holds epoch {}", f.epoch, c.epoch)))
+        }
+        c => c,
     }
 }
 
