@@ -218,8 +218,13 @@ impl crate::Connector for Kafka {
             let owner = match crate::sinks_of(spec, KINDS).next() {
                 Some(sink) if producer.is_some() => {
                     let sink = KafkaSinkSpec::of(sink)?;
-                    let fencing = metrics.clone();
-                    Some(source::Owner { id: id.clone(), fence: Box::new(move |id| sink::fence(&sink, id, &fencing)) })
+                    // A fencing client is short-lived: no readiness check of its own.
+                    let fencing = KafkaMetrics { health: None, ..metrics.clone() };
+                    Some(source::Owner {
+                        id: id.clone(),
+                        member: format!("{}-{}", k.group, cx.instance),
+                        fence: Box::new(move |id| sink::fence(&sink, id, &fencing)),
+                    })
                 }
                 _ => None,
             };

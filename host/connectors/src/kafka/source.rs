@@ -35,6 +35,7 @@ pub struct Context {
     observed: Observed,
     source: String,
     topic: String,
+    group: String,
     /// Start offsets decided at start-up, each used by the first assignment
     /// of its partition; later assignments start at the group's committed
     /// offsets (which this process, or another, committed).
@@ -65,6 +66,9 @@ pub struct Context {
 pub struct Owner {
     /// This process's producer's transactional id.
     pub id: String,
+    /// This process's consumer's `group.instance.id`: a previous owner
+    /// that is a member of the group again (restarted) is not fenced.
+    pub member: String,
     /// Fences the producer of another transactional id.
     pub fence: Fence,
 }
@@ -74,8 +78,10 @@ pub type Fence = Box<dyn Fn(&str) -> KafkaResult<()> + Send + Sync>;
 
 /// The metadata of an offset committed by a process handing the partition over.
 const RELEASED: &str = "weir:released";
-/// The prefix of the metadata of an offset committed by its owner.
+/// The prefix of the metadata of an offset committed by its owner; its
+/// transactional id, " member=" and its `group.instance.id` follow.
 const OWNED_BY: &str = "weir:owner=";
+const MEMBER: &str = " member=";
 
 impl ClientContext for Context {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
@@ -109,6 +115,9 @@ impl ConsumerContext for Context {
                     }
                 }
                 tracing::info!(topic = %self.topic, ?partitions, "partitions assigned");
+                // What was given up is given up (a revoke checkpoint that
+                // came late still committed them as released).
+                self.revoking.lock().expect("revoking lock").clear();
                 self.fence_previous_owners(consumer, &partitions);
                 *self.owned.lock().expect("owned lock") = partitions.iter().copied().collect();
                 if let Err(e) = consumer.assign(tpl) {
@@ -122,7 +131,6 @@ impl ConsumerContext for Context {
                 if !self.gate.request_and_wait(&self.source, partitions.clone(), REQUEST_TIMEOUT) {
                     tracing::warn!(topic = %self.topic, "no checkpoint before giving the partitions up; their new owner resumes from the last one");
                 }
-                self.revoking.lock().expect("revoking lock").clear();
                 let mut owned = self.owned.lock().expect("owned lock");
                 for p in &partitions {
                     owned.remove(p);
@@ -159,16 +167,36 @@ impl Context {
                 return;
             }
         };
-        let mut previous: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        let mut previous: BTreeMap<(String, String), Vec<i32>> = BTreeMap::new();
         for e in got.elements() {
-            if let Some(id) = e.metadata().strip_prefix(OWNED_BY)
+            // Metadata another client wrote may not be text: not ours, then.
+            let metadata = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.metadata().to_string()));
+            if let Ok(metadata) = metadata
+                && let Some((id, member)) = metadata.strip_prefix(OWNED_BY).and_then(|m| m.split_once(MEMBER))
                 && id != owner.id
                 && e.error().is_ok()
             {
-                previous.entry(id.to_string()).or_default().push(e.partition());
+                previous.entry((id.to_string(), member.to_string())).or_default().push(e.partition());
             }
         }
-        for (id, partitions) in previous {
+        if previous.is_empty() {
+            return;
+        }
+        // A previous owner that is in the group again was restarted, not
+        // lost: its new producer must not be fenced. (Static members' ids
+        // begin with their group.instance.id.)
+        let members: Vec<String> = match consumer.fetch_group_list(Some(&self.group), REQUEST_TIMEOUT) {
+            Ok(list) => list.groups().iter().flat_map(|g| g.members().iter().map(|m| m.id().to_string())).collect(),
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, "cannot list the group's members ({e}): fencing no one");
+                return;
+            }
+        };
+        for ((id, member), partitions) in previous {
+            if members.iter().any(|m| m.starts_with(&format!("{member}-"))) {
+                tracing::info!(topic = %self.topic, previous_owner = %id, ?partitions, "the previous owner is in the group again: not fenced");
+                continue;
+            }
             let started = Instant::now();
             match (owner.fence)(&id) {
                 Ok(()) => tracing::info!(
@@ -284,6 +312,7 @@ impl KafkaConsumer {
             observed: Observed::new(format!("source {source}"), metrics),
             source: source.to_string(),
             topic: spec.topic.clone(),
+            group: spec.group.clone(),
             starts: Mutex::new(BTreeMap::new()),
             revoked: Mutex::new(Vec::new()),
             owned: Mutex::new(BTreeSet::new()),
@@ -397,7 +426,7 @@ impl KafkaConsumer {
             e.set_offset(Offset::Offset(*o))?;
             match &cx.owner {
                 Some(_) if revoking.contains(p) => e.set_metadata(RELEASED),
-                Some(owner) => e.set_metadata(format!("{OWNED_BY}{}", owner.id)),
+                Some(owner) => e.set_metadata(format!("{OWNED_BY}{}{MEMBER}{}", owner.id, owner.member)),
                 None => {}
             }
         }

@@ -7,10 +7,11 @@
 //! before it; reading it folds the chain down to the last whole one
 //! ([`store`]). A background thread folds long chains into a whole file.
 //!
-//! A file is `WEIRCKP3`, the body's length (u64 LE), the body's SHA-256, and
-//! the body (postcard). Files of versions 1 (`WEIRCKP1`, before sinks and
-//! the dead-letter output had positions) and 2 (`WEIRCKP2`, before
-//! incremental checkpoints) are still read. It is written under a temporary name, synced, and
+//! A file is `WEIRCKP4`, the body's length (u64 LE), the body's SHA-256, and
+//! the body (postcard: a head of positions and parent, then the state).
+//! Files of versions 1 (`WEIRCKP1`, before sinks and the dead-letter
+//! output had positions), 2 (`WEIRCKP2`, before incremental checkpoints)
+//! and 3 (`WEIRCKP3`, the body in one part) are still read. It is written under a temporary name, synced, and
 //! renamed into place, so a reader sees a whole checkpoint or none; a
 //! checkpoint damaged later (a torn disk write, a bad sector, an edit) fails
 //! its checksum and the one before it is used, with a loud log line.
@@ -53,6 +54,20 @@ pub struct Checkpoint {
     pub dead_letter: Option<Position>,
 }
 
+/// The body of a version 3 file (incremental, one part).
+#[derive(Serialize, Deserialize)]
+struct CheckpointV3 {
+    epoch: u64,
+    pipeline: String,
+    created_ms: i64,
+    sources: BTreeMap<String, Position>,
+    steps: BTreeMap<String, Vec<u8>>,
+    changes: BTreeMap<String, Changes>,
+    parent: Option<u64>,
+    sinks: BTreeMap<String, Position>,
+    dead_letter: Option<Position>,
+}
+
 /// The body of a version 2 file.
 #[derive(Serialize, Deserialize)]
 struct CheckpointV2 {
@@ -83,7 +98,8 @@ struct CheckpointV1 {
     steps: BTreeMap<String, Vec<u8>>,
 }
 
-const MAGIC: &[u8; 8] = b"WEIRCKP3";
+const MAGIC: &[u8; 8] = b"WEIRCKP4";
+const MAGIC_V3: &[u8; 8] = b"WEIRCKP3";
 const MAGIC_V2: &[u8; 8] = b"WEIRCKP2";
 const MAGIC_V1: &[u8; 8] = b"WEIRCKP1";
 const HEADER: usize = 8 + 8 + 32;
@@ -156,7 +172,8 @@ impl Checkpoint {
         use sha2::Digest;
         let v1 = bytes.len() >= 8 && &bytes[..8] == MAGIC_V1;
         let v2 = bytes.len() >= 8 && &bytes[..8] == MAGIC_V2;
-        if bytes.len() >= 8 && &bytes[..8] != MAGIC && !v1 && !v2 {
+        let v3 = bytes.len() >= 8 && &bytes[..8] == MAGIC_V3;
+        if bytes.len() >= 8 && &bytes[..8] != MAGIC && !v1 && !v2 && !v3 {
             return Err(Corrupt::Magic);
         }
         if bytes.len() < HEADER {
@@ -180,6 +197,11 @@ impl Checkpoint {
         if v2 {
             let c: CheckpointV2 = postcard::from_bytes(body).map_err(unreadable)?;
             return Ok(c.into());
+        }
+        if v3 {
+            let c: CheckpointV3 = postcard::from_bytes(body).map_err(unreadable)?;
+            let CheckpointV3 { epoch, pipeline, created_ms, sources, steps, changes, parent, sinks, dead_letter } = c;
+            return Ok(Checkpoint { epoch, pipeline, created_ms, sources, steps, changes, parent, sinks, dead_letter });
         }
         let (head, rest): (Head<'static>, &[u8]) = postcard::take_from_bytes(body).map_err(unreadable)?;
         let state: State<'static> = match with_state {

@@ -302,7 +302,7 @@ impl Chains {
         let mut out = Vec::new();
         let mut before: Option<(u64, Result<(), Corrupt>)> = None;
         for (f, bytes) in &self.files {
-            let head = bytes.clone().and_then(|b| checked(f, Checkpoint::decode_head(&b)));
+            let head = bytes.as_ref().map_err(Clone::clone).and_then(|b| checked(f, Checkpoint::decode_head(b)));
             // A delta names its parent; whole checkpoints name none.
             let ok = head.and_then(|c| match c.parent {
                 None => Ok(c),
