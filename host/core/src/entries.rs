@@ -44,25 +44,14 @@ impl Changes {
         }
         for (from, to) in &self.removed_ranges {
             if from < to {
-                let doomed: Vec<Vec<u8>> = state.range(from.clone()..to.clone()).map(|(k, _)| k.clone()).collect();
-                for k in doomed {
-                    state.remove(&k);
-                }
+                let mut doomed = state.split_off(from);
+                state.append(&mut doomed.split_off(to));
             }
         }
         for k in &self.removed {
             state.remove(k);
         }
         state.extend(self.put);
-    }
-
-    /// Bytes of keys and values these changes carry (what a checkpoint
-    /// writes for them, near enough).
-    pub fn bytes(&self) -> usize {
-        let put: usize = self.put.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let removed: usize = self.removed.iter().map(Vec::len).sum();
-        let ranges: usize = self.removed_ranges.iter().map(|(f, t)| f.len() + t.len()).sum();
-        put + removed + ranges
     }
 }
 

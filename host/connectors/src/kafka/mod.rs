@@ -3,12 +3,13 @@
 //! producer that is transactional under exactly-once and idempotent
 //! otherwise. Everything Kafka-specific in Weir lives in this folder:
 //! options ([`config`]), source ([`source`]), sink ([`sink`]), metrics
-//! ([`metrics`]) and the part Kafka plays in checkpoints
-//! ([`coordinator`]).
+//! ([`metrics`]), the part Kafka plays in checkpoints ([`coordinator`]),
+//! and partition ownership and fencing under exactly-once ([`owner`]).
 
 pub mod config;
 pub mod coordinator;
 pub mod metrics;
+pub mod owner;
 pub mod sink;
 pub mod source;
 
@@ -214,13 +215,13 @@ impl crate::Connector for Kafka {
         for (i, s) in crate::sources_of(spec, KINDS) {
             let k = KafkaSourceSpec::of(s, spec)?;
             // Under exactly-once, a source fences the producer of an owner
-            // that did not hand its partitions over (see `source::Owner`).
+            // that did not hand its partitions over (see `owner::Owner`).
             let owner = match crate::sinks_of(spec, KINDS).next() {
                 Some(sink) if producer.is_some() => {
                     let sink = KafkaSinkSpec::of(sink)?;
                     // A fencing client is short-lived: no readiness check of its own.
                     let fencing = KafkaMetrics { health: None, ..metrics.clone() };
-                    Some(source::Owner {
+                    Some(owner::Owner {
                         id: id.clone(),
                         member: format!("{}-{}", k.group, cx.instance),
                         fence: Box::new(move |id| sink::fence(&sink, id, &fencing)),

@@ -3,6 +3,7 @@
 //! Kafka transaction under exactly-once), and a new assignment starts each
 //! partition where the restored checkpoint says.
 
+use super::owner::Owner;
 use super::{KafkaMetrics, KafkaSourceSpec, KafkaStart, Observed, REQUEST_TIMEOUT, client_config};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -54,35 +55,6 @@ pub struct Context {
     revoking: Mutex<BTreeSet<i32>>,
 }
 
-/// This process as the owner of its partitions under exactly-once. Each
-/// offset it commits carries, as the offset's metadata, its producer's
-/// transactional id, or "released" when it commits a partition it is
-/// giving up in a rebalance. A process given a partition whose committed
-/// offset names another owner knows that owner did not hand it over (it
-/// was killed, or its session timed out) and fences that owner's producer
-/// before it reads the partition: the old owner's open transaction is
-/// aborted at once, so `read_committed` readers of the output stop waiting
-/// for it, and a zombie can commit nothing more.
-pub struct Owner {
-    /// This process's producer's transactional id.
-    pub id: String,
-    /// This process's consumer's `group.instance.id`: a previous owner
-    /// that is a member of the group again (restarted) is not fenced.
-    pub member: String,
-    /// Fences the producer of another transactional id.
-    pub fence: Fence,
-}
-
-/// What fences the producer of a transactional id.
-pub type Fence = Box<dyn Fn(&str) -> KafkaResult<()> + Send + Sync>;
-
-/// The metadata of an offset committed by a process handing the partition over.
-const RELEASED: &str = "weir:released";
-/// The prefix of the metadata of an offset committed by its owner; its
-/// transactional id, " member=" and its `group.instance.id` follow.
-const OWNED_BY: &str = "weir:owner=";
-const MEMBER: &str = " member=";
-
 impl ClientContext for Context {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         self.observed.log(level, fac, message);
@@ -118,7 +90,9 @@ impl ConsumerContext for Context {
                 // What was given up is given up (a revoke checkpoint that
                 // came late still committed them as released).
                 self.revoking.lock().expect("revoking lock").clear();
-                self.fence_previous_owners(consumer, &partitions);
+                if let Some(owner) = &self.owner {
+                    owner.fence_previous(consumer, &self.group, &self.topic, &partitions);
+                }
                 *self.owned.lock().expect("owned lock") = partitions.iter().copied().collect();
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(topic = %self.topic, "cannot take the assignment: {e}");
@@ -146,72 +120,6 @@ impl ConsumerContext for Context {
 }
 
 impl Context {
-    /// Fences the producers of the owners that committed `partitions` last
-    /// and did not hand them over ([`Owner`]). If the group cannot be asked
-    /// (an offset commit of the old owner still pending in its open
-    /// transaction), nothing is fenced: the old transaction then ends when
-    /// it times out.
-    fn fence_previous_owners(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
-        let Some(owner) = &self.owner else { return };
-        if partitions.is_empty() {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for p in partitions {
-            tpl.add_partition(&self.topic, *p);
-        }
-        let got = match consumer.committed_offsets(tpl, REQUEST_TIMEOUT) {
-            Ok(got) => got,
-            Err(e) => {
-                tracing::warn!(topic = %self.topic, "cannot read who committed the partitions last ({e}): fencing no one");
-                return;
-            }
-        };
-        let mut previous: BTreeMap<(String, String), Vec<i32>> = BTreeMap::new();
-        for e in got.elements() {
-            // Metadata another client wrote may not be text: not ours, then.
-            let metadata = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.metadata().to_string()));
-            if let Ok(metadata) = metadata
-                && let Some((id, member)) = metadata.strip_prefix(OWNED_BY).and_then(|m| m.split_once(MEMBER))
-                && id != owner.id
-                && e.error().is_ok()
-            {
-                previous.entry((id.to_string(), member.to_string())).or_default().push(e.partition());
-            }
-        }
-        if previous.is_empty() {
-            return;
-        }
-        // A previous owner that is in the group again was restarted, not
-        // lost: its new producer must not be fenced. (Static members' ids
-        // begin with their group.instance.id.)
-        let members: Vec<String> = match consumer.fetch_group_list(Some(&self.group), REQUEST_TIMEOUT) {
-            Ok(list) => list.groups().iter().flat_map(|g| g.members().iter().map(|m| m.id().to_string())).collect(),
-            Err(e) => {
-                tracing::warn!(topic = %self.topic, "cannot list the group's members ({e}): fencing no one");
-                return;
-            }
-        };
-        for ((id, member), partitions) in previous {
-            if members.iter().any(|m| m.starts_with(&format!("{member}-"))) {
-                tracing::info!(topic = %self.topic, previous_owner = %id, ?partitions, "the previous owner is in the group again: not fenced");
-                continue;
-            }
-            let started = Instant::now();
-            match (owner.fence)(&id) {
-                Ok(()) => tracing::info!(
-                    topic = %self.topic,
-                    previous_owner = %id,
-                    ?partitions,
-                    ms = started.elapsed().as_millis() as u64,
-                    "fenced the previous owner of these partitions (it did not hand them over): its open transaction is aborted"
-                ),
-                Err(e) => tracing::warn!(topic = %self.topic, previous_owner = %id, ?partitions,
-                    "cannot fence the previous owner ({e}): its open transaction ends when it times out"),
-            }
-        }
-    }
-
     /// Removes from `pins` the defaults of partitions the group has a
     /// committed offset for by now: those start there. If the group cannot
     /// be asked, every default is dropped too: the group's committed offset
@@ -424,10 +332,8 @@ impl KafkaConsumer {
         for (p, o) in offsets {
             let mut e = tpl.add_partition(&self.topic, *p);
             e.set_offset(Offset::Offset(*o))?;
-            match &cx.owner {
-                Some(_) if revoking.contains(p) => e.set_metadata(RELEASED),
-                Some(owner) => e.set_metadata(format!("{OWNED_BY}{}{MEMBER}{}", owner.id, owner.member)),
-                None => {}
+            if let Some(owner) = &cx.owner {
+                e.set_metadata(owner.metadata(revoking.contains(p)));
             }
         }
         Ok(tpl)
